@@ -1,0 +1,1 @@
+"""pokervod-db: the database layer (block G) of the pokervod video archive."""

@@ -1,0 +1,110 @@
+"""The error hierarchy of the database layer.
+
+Every failure a user can cause or meet (a wrong URL, a dead server, a duplicate key, a corrupt
+backup) is one of these, raised ``from`` the driver's exception so nothing is lost for debugging.
+The CLI prints ``str(error)`` as one line and exits 1; other blocks can catch the subclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import exc as sa_exc
+
+
+class PokervodDBError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ConfigurationError(PokervodDBError):
+    """The settings are invalid (bad URL, missing directory, …)."""
+
+
+class DatabaseUnavailableError(PokervodDBError):
+    """The server cannot be reached or refused the login."""
+
+
+class IntegrityViolationError(PokervodDBError):
+    """A write broke a rule of the schema."""
+
+    def __init__(self, message: str, *, constraint: str | None = None) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+
+
+class DuplicateError(IntegrityViolationError):
+    """A unique rule was broken: the row (by its natural key) already exists."""
+
+
+class ConstraintViolationError(IntegrityViolationError):
+    """A check, not-null or foreign-key rule was broken."""
+
+
+class MigrationError(PokervodDBError):
+    """A migration could not run, or the database is at a revision this code does not know."""
+
+
+class LockTimeoutError(PokervodDBError):
+    """Another migration, backup or restore holds the maintenance lock for too long."""
+
+
+class BackupError(PokervodDBError):
+    """A backup, verification or restore failed; the database was left as it was."""
+
+
+# SQLSTATE classes: 23505 unique, 23514 check, 23502 not null, 23503 foreign key.
+_UNIQUE = "23505"
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+def _constraint_name(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        name = getattr(candidate, "constraint_name", None)
+        if isinstance(name, str):
+            return name
+        diag = getattr(candidate, "diag", None)
+        if diag is not None and isinstance(getattr(diag, "constraint_name", None), str):
+            return str(diag.constraint_name)
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", exc)
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__
+
+
+def translate(exc: BaseException) -> PokervodDBError:
+    """Map a SQLAlchemy/driver exception to the package's error with a one-line message."""
+    if isinstance(exc, PokervodDBError):
+        return exc
+    if isinstance(exc, sa_exc.IntegrityError):
+        constraint = _constraint_name(exc)
+        detail = _first_line(exc)
+        if _sqlstate(exc) == _UNIQUE:
+            return DuplicateError(f"duplicate: {detail}", constraint=constraint)
+        return ConstraintViolationError(f"constraint violated: {detail}", constraint=constraint)
+    if isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError | OSError | TimeoutError):
+        return DatabaseUnavailableError(f"database unavailable: {_first_line(exc)}")
+    if isinstance(exc, sa_exc.DBAPIError):
+        return PokervodDBError(f"database error: {_first_line(exc)}")
+    return PokervodDBError(f"{type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Re-raise driver errors inside the block as `PokervodDBError` subclasses (chained)."""
+    try:
+        yield
+    except (sa_exc.SQLAlchemyError, OSError, TimeoutError) as exc:
+        raise translate(exc) from exc

@@ -1,0 +1,277 @@
+"""Migration operations: upgrade, downgrade, current, history, revision and drift check.
+
+Plain functions whose first argument is the settings, as Alembic's own command module does; the
+CLI and the agent call them. They run Alembic with the migration scripts shipped inside this
+package (``pokervod_db:migrations``), so they work from any directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+
+from pokervod_db import embedded
+from pokervod_db.errors import MigrationError, PokervodDBError, translate
+from pokervod_db.models import Base
+from pokervod_db.settings import SCHEMA, Settings
+
+SCRIPT_LOCATION = "pokervod_db:migrations"
+VERSION_TABLE = "alembic_version"
+
+
+def alembic_config(settings: Settings | None = None, *, stdout: Any = None) -> Config:
+    """An Alembic `Config` that needs no ini file; the settings travel in ``attributes``."""
+    cfg = Config(stdout=stdout) if stdout is not None else Config()
+    cfg.set_main_option("script_location", SCRIPT_LOCATION)
+    if settings is not None:
+        cfg.attributes["settings"] = settings
+    return cfg
+
+
+def _include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    if type_ == "schema":
+        return name == SCHEMA
+    return True
+
+
+def configure_context(ctx: Any, connection: Connection, **extra: Any) -> None:
+    """Configure an Alembic environment context the same way for migrations and drift checks."""
+    ctx.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        include_schemas=True,
+        include_name=_include_name,
+        version_table_schema=SCHEMA,
+        compare_type=True,
+        compare_server_default=True,
+        **extra,
+    )
+
+
+def script_directory() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    heads = script_directory().get_heads()
+    if len(heads) != 1:
+        raise MigrationError(f"the migration scripts have {len(heads)} heads ({heads}); merge them")
+    return heads[0]
+
+
+@dataclass
+class RevisionInfo:
+    revision: str
+    down_revision: str | None
+    doc: str
+
+
+def history() -> list[RevisionInfo]:
+    """All revisions, oldest first."""
+    revs = list(script_directory().walk_revisions())
+    revs.reverse()
+    return [
+        RevisionInfo(
+            revision=r.revision,
+            down_revision=r.down_revision if isinstance(r.down_revision, str) else None,
+            doc=r.doc or "",
+        )
+        for r in revs
+    ]
+
+
+def _connect(settings: Settings) -> tuple[Settings, Any]:
+    from pokervod_db.database import create_sync_engine
+
+    settings = embedded.start(settings)
+    return settings, create_sync_engine(settings, application_name="pokervod-db")
+
+
+def current(settings: Settings) -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    settings, engine = _connect(settings)
+    try:
+        with engine.connect() as conn:
+            return current_on(conn)
+    except DBAPIError as exc:
+        raise translate(exc) from exc
+    finally:
+        engine.dispose()
+
+
+def current_on(conn: Connection) -> str | None:
+    ctx = MigrationContext.configure(conn, opts={"version_table_schema": SCHEMA})
+    heads = ctx.get_current_heads()
+    return heads[0] if heads else None
+
+
+def pending_revisions(current_rev: str | None) -> list[str]:
+    """Revisions between ``current_rev`` and head, in the order they would be applied."""
+    script = script_directory()
+    target = head_revision()
+    if current_rev == target:
+        return []
+    try:
+        revs = list(script.iterate_revisions(target, current_rev or "base"))
+    except CommandError as exc:
+        raise MigrationError(f"unknown revision {current_rev!r}: {exc}") from exc
+    revs.reverse()
+    return [r.revision for r in revs]
+
+
+def _run_command(fn: Any, settings: Settings, *args: Any, **kwargs: Any) -> None:
+    try:
+        fn(alembic_config(settings), *args, **kwargs)
+    except CommandError as exc:
+        raise MigrationError(f"migration failed: {exc}") from exc
+    except PokervodDBError:
+        raise
+    except DBAPIError as exc:
+        raise MigrationError(f"migration failed: {translate(exc)}") from exc
+
+
+@dataclass
+class MigrationOutcome:
+    """What an upgrade or downgrade did."""
+
+    direction: str
+    from_revision: str | None
+    to_revision: str | None
+    applied: list[str] = field(default_factory=list)
+
+
+def upgrade(settings: Settings, revision: str = "head") -> MigrationOutcome:
+    """Upgrade to ``revision`` under the maintenance lock; a no-op when already there."""
+    settings = embedded.start(settings)
+    before = current(settings)
+    _run_command(command.upgrade, settings, revision)
+    after = current(settings)
+    applied = _between(before, after)
+    return MigrationOutcome("upgrade", before, after, applied)
+
+
+def downgrade(settings: Settings, revision: str = "-1") -> MigrationOutcome:
+    """Downgrade to ``revision`` (one step by default) under the maintenance lock."""
+    settings = embedded.start(settings)
+    before = current(settings)
+    if before is None:
+        raise MigrationError("the database is empty (no revision); nothing to downgrade")
+    _run_command(command.downgrade, settings, revision)
+    after = current(settings)
+    return MigrationOutcome("downgrade", before, after, _between(after, before))
+
+
+def _between(lower: str | None, upper: str | None) -> list[str]:
+    if upper is None or lower == upper:
+        return []
+    revs = list(script_directory().iterate_revisions(upper, lower or "base"))
+    revs.reverse()
+    return [r.revision for r in revs]
+
+
+def new_revision(settings: Settings, message: str, *, autogenerate: bool = False) -> Path:
+    """Write a new migration script (compared with the database when ``autogenerate``)."""
+    if autogenerate:
+        settings = embedded.start(settings)
+    try:
+        script = command.revision(
+            alembic_config(settings), message=message, autogenerate=autogenerate
+        )
+    except CommandError as exc:
+        raise MigrationError(f"cannot create the revision: {exc}") from exc
+    if script is None or isinstance(script, list):
+        raise MigrationError("alembic created no single revision")
+    return Path(script.path)
+
+
+def drift(settings: Settings) -> list[str]:
+    """Differences between the database and the models, one readable line each (empty = none)."""
+    settings, engine = _connect(settings)
+    try:
+        with engine.connect() as conn:
+            return drift_on(conn)
+    except DBAPIError as exc:
+        raise translate(exc) from exc
+    finally:
+        engine.dispose()
+
+
+def drift_on(conn: Connection) -> list[str]:
+    ctx = MigrationContext.configure(
+        conn,
+        opts={
+            "target_metadata": Base.metadata,
+            "include_schemas": True,
+            "include_name": _include_name,
+            "version_table_schema": SCHEMA,
+            "compare_type": True,
+            "compare_server_default": True,
+        },
+    )
+    with contextlib.redirect_stderr(io.StringIO()):
+        diffs = compare_metadata(ctx, Base.metadata)
+    lines = [describe_diff(d) for d in diffs]
+    lines.extend(_trigger_drift(conn))
+    return lines
+
+
+def _trigger_drift(conn: Connection) -> list[str]:
+    """Alembic does not compare triggers: check that every table keeps updated_at fresh."""
+    rows = conn.execute(
+        text(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :schema AND c.relkind = 'r' AND NOT EXISTS ("
+            "  SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'trg_' || c.relname || '_updated_at')"
+        ),
+        {"schema": SCHEMA},
+    ).scalars()
+    expected = {t.name for t in Base.metadata.tables.values() if "updated_at" in t.c}
+    return [
+        f"missing trigger: {SCHEMA}.{name} does not maintain updated_at"
+        for name in rows
+        if name in expected
+    ]
+
+
+def describe_diff(diff: Any) -> str:
+    """One human line for an entry of Alembic's ``compare_metadata`` output."""
+    if isinstance(diff, list):  # modify_* entries come grouped per column
+        return "; ".join(describe_diff(d) for d in diff)
+    kind = diff[0]
+    if kind == "add_table":
+        return f"table {diff[1].fullname} is in the models but not in the database"
+    if kind == "remove_table":
+        return f"table {diff[1].fullname} is in the database but not in the models"
+    if kind == "add_column":
+        return f"column {diff[1] + '.' if diff[1] else ''}{diff[2]}.{diff[3].name} is missing in the database"
+    if kind == "remove_column":
+        return f"column {diff[1] + '.' if diff[1] else ''}{diff[2]}.{diff[3].name} is not in the models"
+    if kind == "add_index":
+        return f"index {diff[1].name} is missing in the database"
+    if kind == "remove_index":
+        return f"index {diff[1].name} is in the database but not in the models"
+    if kind == "add_constraint":
+        return f"constraint {diff[1].name} is missing in the database"
+    if kind == "remove_constraint":
+        return f"constraint {diff[1].name} is in the database but not in the models"
+    if kind == "add_fk":
+        return f"foreign key {diff[1].name} is missing in the database"
+    if kind == "remove_fk":
+        return f"foreign key {diff[1].name} is in the database but not in the models"
+    if kind.startswith("modify_"):
+        _, schema, table, column, _info, old, new = diff
+        what = kind.removeprefix("modify_").replace("_", " ")
+        return f"column {schema}.{table}.{column}: {what} is {old!r} in the database, {new!r} in the models"
+    return repr(diff)

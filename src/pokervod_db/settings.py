@@ -1,0 +1,135 @@
+"""Settings of the database layer, read from the environment and a `.env` file.
+
+There is no global instance: callers build `Settings()` (or pass values) and hand it to the
+factories in `database.py`, so tests and the CLI never fight over one shared object.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+SCHEMA = "pokervod"
+"""The PostgreSQL schema that holds every table of the archive (and Alembic's version table)."""
+
+_SYNC_DRIVER = "postgresql+psycopg"
+_ASYNC_DRIVER = "postgresql+asyncpg"
+_ACCEPTED_DRIVERS = {"postgresql", "postgres", "postgresql+asyncpg", "postgresql+psycopg"}
+
+
+def mask_url(url: str | URL) -> str:
+    """Render a database URL for humans: the password, if any, is replaced by ``***``."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+    except ArgumentError:
+        return "<unparseable database URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def _parse(raw: str) -> URL:
+    try:
+        url = make_url(raw)
+    except ArgumentError as exc:
+        raise ValueError(
+            f"DATABASE_URL is not a database URL ({mask_url(raw)}); "
+            "expected postgresql://user:password@host:5432/dbname"
+        ) from exc
+    if url.drivername not in _ACCEPTED_DRIVERS:
+        raise ValueError(
+            f"DATABASE_URL uses driver {url.drivername!r}; pokervod-db needs PostgreSQL "
+            "(postgresql:// or postgresql+asyncpg://)"
+        )
+    return url
+
+
+class Settings(BaseSettings):
+    """Everything the database layer can be configured with.
+
+    ``DATABASE_URL`` may use ``postgresql://`` or ``postgresql+asyncpg://``; the layer derives
+    the asyncpg URL for the application and the psycopg URL for Alembic and maintenance work.
+    When it is unset, an embedded PostgreSQL server with its data in ``embedded_data_dir`` is used.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: SecretStr | None = Field(default=None, alias="DATABASE_URL")
+    pool_size: int = Field(default=10, ge=1, le=100, alias="DB_POOL_SIZE")
+    max_overflow: int = Field(default=20, ge=0, le=100, alias="DB_MAX_OVERFLOW")
+    pool_timeout: float = Field(default=30.0, gt=0, alias="DB_POOL_TIMEOUT")
+    pool_pre_ping: bool = Field(default=True, alias="DB_POOL_PRE_PING")
+    connect_timeout: float = Field(default=5.0, gt=0, alias="DB_CONNECT_TIMEOUT")
+    echo_sql: bool = Field(default=False, alias="DB_ECHO")
+    slow_query_ms: float = Field(default=500.0, ge=0, alias="DB_SLOW_QUERY_MS")
+    embedded_data_dir: Path = Field(default=Path(".pokervod/pgdata"), alias="EMBEDDED_DATA_DIR")
+    embedded_database: str = Field(default="pokervod", alias="EMBEDDED_DATABASE")
+    migration_lock_timeout_s: float = Field(default=300.0, ge=0, alias="MIGRATION_LOCK_TIMEOUT_S")
+    statement_lock_timeout_ms: int = Field(default=10_000, ge=0, alias="DB_LOCK_TIMEOUT_MS")
+    backup_dir: Path = Field(default=Path("backups"), alias="BACKUP_DIR")
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _valid_postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _parse(value.get_secret_value())
+        return value
+
+    @property
+    def uses_embedded(self) -> bool:
+        """True when no ``DATABASE_URL`` is configured and the embedded server is used."""
+        return self.database_url is None
+
+    def url(self) -> URL:
+        """The configured URL as given (driver not normalised). Needs ``DATABASE_URL``."""
+        if self.database_url is None:
+            raise ValueError("no DATABASE_URL configured; start the embedded server first")
+        return _parse(self.database_url.get_secret_value())
+
+    def async_url(self) -> URL:
+        """URL for the application's async engine (asyncpg)."""
+        return self.url().set(drivername=_ASYNC_DRIVER)
+
+    def sync_url(self) -> URL:
+        """URL for Alembic and maintenance connections (psycopg 3)."""
+        return self.url().set(drivername=_SYNC_DRIVER)
+
+    def libpq_url(self) -> str:
+        """A plain ``postgresql://`` URL for libpq tools (pg_dump, pg_restore, psql).
+
+        It contains the password: pass it only to child processes, never print it.
+        """
+        return self.url().set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def masked_url(self) -> str:
+        """The URL with its password hidden, for logs and messages."""
+        if self.database_url is None:
+            return f"embedded PostgreSQL in {self.embedded_data_dir}"
+        return mask_url(self.database_url.get_secret_value())
+
+    def with_url(self, url: str | URL) -> Settings:
+        """A copy of these settings pointing at another URL (used by the embedded server and tests)."""
+        text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+        return self.model_copy(update={"database_url": SecretStr(text)})
+
+    def __repr_args__(self):  # type: ignore[no-untyped-def]
+        # SecretStr already hides the URL; this keeps repr() readable as well as safe.
+        for name, value in super().__repr_args__():
+            if name == "database_url" and value is not None:
+                yield name, self.masked_url()
+            else:
+                yield name, value
