@@ -35,6 +35,7 @@ def alembic_config(settings: Settings | None = None, *, stdout: Any = None) -> C
     """An Alembic `Config` that needs no ini file; the settings travel in ``attributes``."""
     cfg = Config(stdout=stdout) if stdout is not None else Config()
     cfg.set_main_option("script_location", SCRIPT_LOCATION)
+    cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
     if settings is not None:
         cfg.attributes["settings"] = settings
     return cfg

@@ -1,6 +1,7 @@
 """The ORM models of the archive. Every name here is part of the data contract (schema.md):
 other blocks import them, so they must not be renamed."""
 
+from pokervod_db.models.agent import AgentEvent
 from pokervod_db.models.base import NAMING_CONVENTION, Base, TimestampMixin
 from pokervod_db.models.catalog import Episode, Event, Project, Season
 from pokervod_db.models.media import (
@@ -46,6 +47,7 @@ ENTITY_MODELS = (
 __all__ = [
     "ENTITY_MODELS",
     "NAMING_CONVENTION",
+    "AgentEvent",
     "Base",
     "Episode",
     "EpisodeType",
