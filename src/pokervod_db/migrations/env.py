@@ -7,8 +7,9 @@ functions of `pokervod_db.migrate` (which pass settings or a connection through
 1. takes the maintenance advisory lock, so concurrent runners (several containers starting at
    once, a backup in progress) wait their turn and then find the work already done;
 2. creates schema ``pokervod`` if missing and keeps Alembic's version table in it;
-3. runs each migration in its own transaction (PostgreSQL DDL is transactional), with a
-   ``lock_timeout`` so that DDL stuck behind a long reader fails instead of blocking every query;
+3. runs all pending migrations in one transaction (PostgreSQL DDL is transactional): a failed
+   ``upgrade head`` leaves the database exactly at the revision it had. A ``lock_timeout`` makes
+   DDL stuck behind a long reader fail instead of blocking every query behind it;
 4. compares only schema ``pokervod``, including types and server defaults.
 """
 
@@ -51,7 +52,7 @@ def run_migrations_offline() -> None:
         dialect_opts={"paramstyle": "named"},
         include_schemas=True,
         version_table_schema=SCHEMA,
-        transaction_per_migration=True,
+        transaction_per_migration=False,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -62,7 +63,7 @@ def _run(connection: Connection, settings: Settings) -> None:
     # Session-wide: applies to every migration transaction that follows.
     connection.execute(text(f"SET lock_timeout = {settings.statement_lock_timeout_ms}"))
     connection.commit()
-    configure_context(context, connection, transaction_per_migration=True)
+    configure_context(context, connection, transaction_per_migration=False)
     with context.begin_transaction():
         context.run_migrations()
     if connection.in_transaction():
