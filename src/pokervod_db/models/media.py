@@ -51,7 +51,9 @@ hand_clip_tags = Table(
         primary_key=True,
     ),
     Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
-    Index("ix_hand_clip_tags_tag_id", "tag_id"),
+    # (tag_id, hand_clip_id): a tag's clips come out of the index alone, in clip-id order,
+    # which lets counts and semi-joins run as index-only scans (004_query_indexes).
+    Index("ix_hand_clip_tags_tag_id", "tag_id", "hand_clip_id"),
 )
 
 hand_clip_players = Table(
@@ -63,7 +65,7 @@ hand_clip_players = Table(
         primary_key=True,
     ),
     Column("player_id", ForeignKey("players.id", ondelete="CASCADE"), primary_key=True),
-    Index("ix_hand_clip_players_player_id", "player_id"),
+    Index("ix_hand_clip_players_player_id", "player_id", "hand_clip_id"),
 )
 
 
@@ -79,6 +81,9 @@ class VideoFile(TimestampMixin, Base):
         Index("ix_video_files_file_path", "file_path", unique=True),
         Index("ix_video_files_episode_id", "episode_id"),
         Index("ix_video_files_title_gin", "title_tsv", postgresql_using="gin"),
+        # Newest-first lists and keyset pagination (004_query_indexes).
+        # deleted_at is carried so the live filter needs no heap access (index-only scans).
+        Index("ix_video_files_created_at", "created_at", "id", postgresql_include=["deleted_at"]),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -136,6 +141,10 @@ class HandClip(TimestampMixin, Base):
         Index("ix_hand_clips_episode_id", "episode_id"),
         Index("ix_hand_clips_sheet_source_row", "sheet_source", "sheet_row_number", unique=True),
         Index("ix_hand_clips_notes_gin", "notes_tsv", postgresql_using="gin"),
+        # Newest-first lists and keyset pagination (004_query_indexes).
+        Index("ix_hand_clips_created_at", "created_at", "id", postgresql_include=["deleted_at"]),
+        # The few soft-deleted clips, so live counts subtract them without a join on the heap.
+        Index("ix_hand_clips_deleted", "id", postgresql_where=text("deleted_at IS NOT NULL")),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

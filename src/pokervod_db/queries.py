@@ -1,0 +1,680 @@
+"""The read side: the queries the API and the dashboard run, written so each uses its index.
+
+Every function takes an `AsyncSession` and leaves soft-deleted rows (``deleted_at`` set) out
+unless called with ``include_deleted=True``. Lists come back as small frozen rows of the
+columns a list view shows (no ORM objects to hydrate); detail reads return ORM objects with
+their relations eagerly loaded (``selectinload``), so no lazy load fires after the session.
+
+Pagination: lists are ordered newest first by ``(created_at, id)``; ``id`` breaks ties, so the
+order is total and stable even when a bulk load gave thousands of rows the same timestamp.
+Pass ``after=page.next_cursor`` (keyset: the cost does not grow with the page number) or
+``offset=`` (the PRD's offset/limit; its cost grows with the offset). The plan each query is
+meant to use is listed in `INTENDED_INDEXES` and checked by the tests with ``EXPLAIN``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, exists, func, select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
+
+from pokervod_db.errors import PokervodDBError
+from pokervod_db.models import (
+    Episode,
+    Event,
+    HandClip,
+    Player,
+    Project,
+    Season,
+    Tag,
+    VideoFile,
+    hand_clip_players,
+    hand_clip_tags,
+)
+
+T = TypeVar("T")
+S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
+
+MAX_LIMIT = 1000
+"""The largest page a caller may ask for."""
+
+
+class InvalidCursorError(PokervodDBError):
+    """A pagination cursor could not be decoded (tampered with, truncated or from elsewhere)."""
+
+
+# --- pagination -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A position in a newest-first list: the ``(created_at, id)`` of the last row seen."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+    def encode(self) -> str:
+        """An opaque URL-safe token for APIs (``?after=…``)."""
+        raw = json.dumps([self.created_at.isoformat(), str(self.id)], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        """Read a token made by `encode`; `InvalidCursorError` for anything else."""
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            created_at, id_ = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            parsed = datetime.fromisoformat(created_at)
+            if parsed.tzinfo is None:
+                raise ValueError("naive timestamp")
+            return cls(created_at=parsed, id=uuid.UUID(id_))
+        except (ValueError, TypeError, binascii.Error, UnicodeError) as exc:
+            raise InvalidCursorError(
+                "invalid page cursor; start again from the first page"
+            ) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list; ``next_cursor`` is None on the last page."""
+
+    items: list[T]
+    next_cursor: Cursor | None
+
+    @property
+    def has_more(self) -> bool:
+        return self.next_cursor is not None
+
+
+def _check_page(limit: int, after: Cursor | None, offset: int | None) -> None:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    if offset is not None and offset < 0:
+        raise ValueError(f"offset must not be negative, got {offset}")
+    if after is not None and offset is not None:
+        raise ValueError("pass either after= (keyset) or offset=, not both")
+
+
+def _page(rows: Sequence[Any], limit: int, make: Any) -> Page[Any]:
+    items = [make(*row) for row in rows[:limit]]
+    if len(rows) > limit:
+        last = items[-1]
+        return Page(items, Cursor(created_at=last.created_at, id=last.id))
+    return Page(items, None)
+
+
+# --- list rows (column projections) ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFileItem:
+    """A video file as a list shows it."""
+
+    id: uuid.UUID
+    file_name: str
+    display_title: str | None
+    version_type: str | None
+    duration_seconds: int | None
+    episode_id: uuid.UUID | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HandClipItem:
+    """A hand clip as a list shows it."""
+
+    id: uuid.UUID
+    title: str | None
+    hand_grade: str | None
+    timecode: str | None
+    duration_seconds: int | None
+    video_file_id: uuid.UUID | None
+    created_at: datetime
+
+
+_VIDEO_ITEM_COLUMNS = (
+    VideoFile.id,
+    VideoFile.file_name,
+    VideoFile.display_title,
+    VideoFile.version_type,
+    VideoFile.duration_seconds,
+    VideoFile.episode_id,
+    VideoFile.created_at,
+)
+_CLIP_ITEM_COLUMNS = (
+    HandClip.id,
+    HandClip.title,
+    HandClip.hand_grade,
+    HandClip.timecode,
+    HandClip.duration_seconds,
+    HandClip.video_file_id,
+    HandClip.created_at,
+)
+
+
+def _live(column: Any, include_deleted: bool) -> ColumnElement[bool] | None:
+    return None if include_deleted else column.is_(None)
+
+
+def _where_live(stmt: S, column: Any, include_deleted: bool) -> S:
+    condition = _live(column, include_deleted)
+    return stmt if condition is None else stmt.where(condition)
+
+
+# --- catalog ----------------------------------------------------------------------------------
+
+
+async def get_project_by_code(
+    session: AsyncSession, code: str, *, include_deleted: bool = False
+) -> Project | None:
+    """The project with this code (``ix_projects_code``), or None."""
+    stmt = _where_live(
+        select(Project).where(Project.code == code), Project.deleted_at, include_deleted
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_catalog_tree(
+    session: AsyncSession, project_id: uuid.UUID, *, include_deleted: bool = False
+) -> Project | None:
+    """A project with its seasons, their events and their episodes, loaded in four queries.
+
+    Each level is one ``selectinload`` query on the parent's foreign-key index, so the cost is
+    four round trips whatever the size of the tree (never one query per season or event).
+    Children come sorted: seasons newest year first, events and episodes by number.
+    """
+    if include_deleted:
+        options = (
+            selectinload(Project.seasons).selectinload(Season.events).selectinload(Event.episodes)
+        )
+    else:
+        options = (
+            selectinload(Project.seasons.and_(Season.deleted_at.is_(None)))
+            .selectinload(Season.events.and_(Event.deleted_at.is_(None)))
+            .selectinload(Event.episodes.and_(Episode.deleted_at.is_(None)))
+        )
+    stmt = _where_live(
+        select(Project).where(Project.id == project_id).options(options),
+        Project.deleted_at,
+        include_deleted,
+    )
+    # populate_existing: a project already in the session must not keep a tree loaded
+    # with other criteria (include_deleted) from an earlier call.
+    stmt = stmt.execution_options(populate_existing=True)
+    project = (await session.execute(stmt)).scalar_one_or_none()
+    if project is None:
+        return None
+    # Sort without marking the collections as changed (set_committed_value records no history).
+    set_committed_value(
+        project, "seasons", sorted(project.seasons, key=lambda s: (-s.year, s.name, s.id))
+    )
+    for season in project.seasons:
+        set_committed_value(season, "events", sorted(season.events, key=_by_number))
+        for event in season.events:
+            set_committed_value(event, "episodes", sorted(event.episodes, key=_episode_order))
+    return project
+
+
+def _by_number(event: Event) -> tuple[int, str, str]:
+    return (
+        event.event_number if event.event_number is not None else 1 << 30,
+        event.name,
+        str(event.id),
+    )
+
+
+def _episode_order(episode: Episode) -> tuple[int, int, int, str]:
+    big = 1 << 30
+    return (
+        episode.episode_number if episode.episode_number is not None else big,
+        episode.day_number if episode.day_number is not None else big,
+        episode.part_number if episode.part_number is not None else big,
+        str(episode.id),
+    )
+
+
+# Correlated subqueries: each level is read through its parent's foreign-key index, and the
+# aggregation happens where the rows are (faster here than grouping joined CTEs).
+_TREE_JSON_SQL = """
+SELECT json_build_object(
+    'id', p.id, 'code', p.code, 'name', p.name,
+    'seasons', COALESCE((
+        SELECT json_agg(json_build_object(
+            'id', s.id, 'year', s.year, 'name', s.name, 'location', s.location,
+            'sub_category', s.sub_category, 'status', s.status,
+            'events', COALESCE((
+                SELECT json_agg(json_build_object(
+                    'id', e.id, 'event_number', e.event_number, 'name', e.name,
+                    'name_short', e.name_short, 'event_type', e.event_type,
+                    'game_type', e.game_type,
+                    'episodes', COALESCE((
+                        SELECT json_agg(json_build_object(
+                            'id', ep.id, 'episode_number', ep.episode_number,
+                            'day_number', ep.day_number, 'part_number', ep.part_number,
+                            'title', ep.title, 'episode_type', ep.episode_type,
+                            'table_type', ep.table_type)
+                            ORDER BY ep.episode_number, ep.day_number, ep.part_number, ep.id)
+                        FROM pokervod.episodes ep WHERE ep.event_id = e.id{live_ep}), '[]'))
+                    ORDER BY e.event_number, e.name, e.id)
+                FROM pokervod.events e WHERE e.season_id = s.id{live_e}), '[]'))
+            ORDER BY s.year DESC, s.name, s.id)
+        FROM pokervod.seasons s WHERE s.project_id = p.id{live_s}), '[]'))::text
+FROM pokervod.projects p
+WHERE p.id = :project_id{live_p}
+"""
+_TREE_JSON = {
+    include: _TREE_JSON_SQL.format(
+        live_p="" if include else " AND p.deleted_at IS NULL",
+        live_s="" if include else " AND s.deleted_at IS NULL",
+        live_e="" if include else " AND e.deleted_at IS NULL",
+        live_ep="" if include else " AND ep.deleted_at IS NULL",
+    )
+    for include in (False, True)
+}
+
+
+async def get_catalog_tree_json(
+    session: AsyncSession, project_id: uuid.UUID, *, include_deleted: bool = False
+) -> str | None:
+    """The tree of `get_catalog_tree` as one JSON document built by PostgreSQL, or None.
+
+    For the API and dashboard, which send the tree as JSON anyway: a project of the archive
+    has thousands of episodes, and building that many ORM objects costs far more than the
+    query. Same rows, same order; keys are the column names, ids are strings.
+    """
+    result = await session.execute(text(_TREE_JSON[include_deleted]), {"project_id": project_id})
+    value = result.scalar_one_or_none()
+    return None if value is None else str(value)
+
+
+# --- video files and hand clips ---------------------------------------------------------------
+
+
+async def get_video_files_of_episode(
+    session: AsyncSession, episode_id: uuid.UUID, *, include_deleted: bool = False
+) -> list[VideoFile]:
+    """The video files of an episode, by file name (``ix_video_files_episode_id``)."""
+    stmt = _where_live(
+        select(VideoFile).where(VideoFile.episode_id == episode_id),
+        VideoFile.deleted_at,
+        include_deleted,
+    ).order_by(VideoFile.file_name, VideoFile.id)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_hand_clips_of_video_file(
+    session: AsyncSession, video_file_id: uuid.UUID, *, include_deleted: bool = False
+) -> list[HandClip]:
+    """The hand clips of a video file in timecode order, with their tags and players loaded.
+
+    Soft-deleted tags and players are left out of the loaded collections as well (unless
+    ``include_deleted``).
+    """
+    if include_deleted:
+        options = [selectinload(HandClip.tags), selectinload(HandClip.players)]
+    else:
+        options = [
+            selectinload(HandClip.tags.and_(Tag.deleted_at.is_(None))),
+            selectinload(HandClip.players.and_(Player.deleted_at.is_(None))),
+        ]
+    stmt = (
+        _where_live(
+            select(HandClip).where(HandClip.video_file_id == video_file_id),
+            HandClip.deleted_at,
+            include_deleted,
+        )
+        .options(*options)
+        .order_by(HandClip.timecode, HandClip.id)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def _newest_first(
+    session: AsyncSession,
+    model: type[VideoFile] | type[HandClip],
+    columns: Sequence[Any],
+    make: Any,
+    *,
+    where: Sequence[ColumnElement[bool]] = (),
+    limit: int,
+    after: Cursor | None,
+    offset: int | None,
+    include_deleted: bool,
+    custom_plans: bool = False,
+) -> Page[Any]:
+    """One page of ``model`` rows newest first, by (created_at, id).
+
+    The page's keys are found first from ``ix_<table>_created_at`` alone (an index-only scan:
+    the index carries deleted_at, so the live filter needs no heap access), and only the
+    page's rows are then read from the table. Skipping rows (offset, or rows of other tags
+    in a semi-join) thus costs index entries, not heap fetches.
+    """
+    _check_page(limit, after, offset)
+    keys = select(model.id, model.created_at).where(*where)
+    if not include_deleted:
+        keys = keys.where(model.deleted_at.is_(None))
+    if after is not None:
+        keys = keys.where(tuple_(model.created_at, model.id) < tuple_(after.created_at, after.id))
+    keys = keys.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
+    if offset:
+        keys = keys.offset(offset)
+    page = keys.subquery("page")
+    stmt = (
+        select(*columns)
+        .join(page, model.id == page.c.id)
+        .order_by(page.c.created_at.desc(), page.c.id.desc())
+    )
+    if custom_plans:
+        async with _custom_plans(session):
+            rows = (await session.execute(stmt)).all()
+    else:
+        rows = (await session.execute(stmt)).all()
+    return _page(rows, limit, make)
+
+
+async def list_video_files(
+    session: AsyncSession,
+    *,
+    limit: int = 20,
+    after: Cursor | None = None,
+    offset: int | None = None,
+    include_deleted: bool = False,
+) -> Page[VideoFileItem]:
+    """All video files, newest first (``ix_video_files_created_at``)."""
+    return await _newest_first(
+        session,
+        VideoFile,
+        _VIDEO_ITEM_COLUMNS,
+        VideoFileItem,
+        limit=limit,
+        after=after,
+        offset=offset,
+        include_deleted=include_deleted,
+    )
+
+
+async def list_hand_clips(
+    session: AsyncSession,
+    *,
+    limit: int = 20,
+    after: Cursor | None = None,
+    offset: int | None = None,
+    include_deleted: bool = False,
+) -> Page[HandClipItem]:
+    """All hand clips, newest first (``ix_hand_clips_created_at``)."""
+    return await _newest_first(
+        session,
+        HandClip,
+        _CLIP_ITEM_COLUMNS,
+        HandClipItem,
+        limit=limit,
+        after=after,
+        offset=offset,
+        include_deleted=include_deleted,
+    )
+
+
+async def get_hand_clips_of_player(
+    session: AsyncSession,
+    player_id: uuid.UUID,
+    *,
+    limit: int = 20,
+    after: Cursor | None = None,
+    offset: int | None = None,
+    include_deleted: bool = False,
+) -> Page[HandClipItem]:
+    """The hand clips a player appears in, newest first.
+
+    Written as a semi-join so the planner can choose per player (custom plans): for a player
+    in few clips it reads the player's links (``ix_hand_clip_players_player_id``) and sorts
+    them; for a star in thousands it walks ``ix_hand_clips_created_at`` backwards, probing the
+    links, and stops after one page.
+    """
+    linked = exists().where(
+        hand_clip_players.c.hand_clip_id == HandClip.id,
+        hand_clip_players.c.player_id == player_id,
+    )
+    return await _newest_first(
+        session,
+        HandClip,
+        _CLIP_ITEM_COLUMNS,
+        HandClipItem,
+        where=[linked],
+        limit=limit,
+        after=after,
+        offset=offset,
+        include_deleted=include_deleted,
+        custom_plans=True,
+    )
+
+
+async def get_hand_clips_of_tag(
+    session: AsyncSession,
+    tag_id: uuid.UUID,
+    *,
+    limit: int = 20,
+    after: Cursor | None = None,
+    offset: int | None = None,
+    include_deleted: bool = False,
+) -> Page[HandClipItem]:
+    """The hand clips with a tag, newest first (a semi-join, as `get_hand_clips_of_player`)."""
+    linked = exists().where(
+        hand_clip_tags.c.hand_clip_id == HandClip.id, hand_clip_tags.c.tag_id == tag_id
+    )
+    return await _newest_first(
+        session,
+        HandClip,
+        _CLIP_ITEM_COLUMNS,
+        HandClipItem,
+        where=[linked],
+        limit=limit,
+        after=after,
+        offset=offset,
+        include_deleted=include_deleted,
+        custom_plans=True,
+    )
+
+
+async def count_hand_clips_of_tag(
+    session: AsyncSession, tag_id: uuid.UUID, *, include_deleted: bool = False
+) -> int:
+    """How many (live) hand clips carry a tag.
+
+    Counting through a join reads every clip of the tag (a heap fetch each). Instead: count
+    the tag's links in ``ix_hand_clip_tags_tag_id`` (tag_id, hand_clip_id) and subtract, by a
+    merge anti-join in the same hand_clip_id order, the few clips in the partial index of
+    soft-deleted clips (``ix_hand_clips_deleted``). Both are index-only scans.
+    """
+    links = (
+        select(func.count()).select_from(hand_clip_tags).where(hand_clip_tags.c.tag_id == tag_id)
+    )
+    if not include_deleted:
+        deleted = exists().where(
+            HandClip.id == hand_clip_tags.c.hand_clip_id, HandClip.deleted_at.is_not(None)
+        )
+        links = links.where(~deleted)
+    return int((await session.execute(links)).scalar_one())
+
+
+# --- planner settings -------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _custom_plans(session: AsyncSession, *, serial: bool = False) -> AsyncIterator[None]:
+    """Plan the statements of the block for their actual parameters, then restore the settings.
+
+    asyncpg prepares every statement, and after five runs PostgreSQL may switch to one generic
+    plan for all parameters. For the queries whose best plan depends on the value (a rare tag
+    vs. the most common one, a rare word vs. "river") that generic plan is the slow one, so
+    these run with ``plan_cache_mode = force_custom_plan`` (and, for searches, no parallel
+    workers: a parallel bitmap scan over every match is what the candidate window avoids).
+    The settings are transaction-local and put back afterwards, so the caller's later
+    statements run as before. If the block fails the transaction is aborted anyway and the
+    settings go with it.
+    """
+    names = ["plan_cache_mode", *(["max_parallel_workers_per_gather"] if serial else [])]
+    values = ["force_custom_plan", *(["0"] if serial else [])]
+    read = ", ".join(f"current_setting('{n}')" for n in names)
+    write = ", ".join(f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names))
+    before = (
+        await session.execute(
+            text(f"SELECT {read}, {write}"), {f"v{i}": v for i, v in enumerate(values)}
+        )
+    ).one()
+    yield
+    await session.execute(text(f"SELECT {write}"), {f"v{i}": before[i] for i in range(len(names))})
+
+
+# --- full-text search -------------------------------------------------------------------------
+
+SEARCH_CANDIDATES = 1000
+"""How many of the newest matches a search ranks (see `search_hand_clips`)."""
+
+MAX_QUERY_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFileHit:
+    """A video file found by title, with its ``ts_rank``."""
+
+    id: uuid.UUID
+    display_title: str | None
+    file_name: str
+    episode_id: uuid.UUID | None
+    created_at: datetime
+    rank: float
+
+
+@dataclass(frozen=True, slots=True)
+class HandClipHit:
+    """A hand clip found by its notes, with its ``ts_rank``."""
+
+    id: uuid.UUID
+    title: str | None
+    notes: str | None
+    video_file_id: uuid.UUID | None
+    created_at: datetime
+    rank: float
+
+
+# The candidate window: the newest matches (created_at index backwards, checking @@ on the
+# stored vector, for common words; the GIN index for rare ones: the planner picks by the
+# word's frequency), then ts_rank over those only. MATERIALIZED keeps the ranking outside.
+_SEARCH_SQL = """
+WITH candidates AS MATERIALIZED (
+    SELECT {columns}, {vector} AS vector
+    FROM pokervod.{table}
+    WHERE {vector} @@ websearch_to_tsquery('english', :q){live}
+    ORDER BY created_at DESC, id DESC
+    LIMIT :candidates
+)
+SELECT {columns}, ts_rank(vector, websearch_to_tsquery('english', :q)) AS rank
+FROM candidates
+ORDER BY rank DESC, created_at DESC, id DESC
+LIMIT :limit
+"""
+
+
+def _clean_query(q: str) -> str:
+    """Make any user input safe to bind: no NUL bytes, no lone surrogates, bounded length.
+
+    ``websearch_to_tsquery`` itself never raises on syntax (quotes, ``or``, ``-``, stray
+    operators are all read leniently), so nothing else needs escaping.
+    """
+    q = q.replace("\x00", " ")[:MAX_QUERY_CHARS]
+    return q.encode("utf-8", "ignore").decode("utf-8")
+
+
+async def _search(
+    session: AsyncSession,
+    sql: str,
+    q: str,
+    *,
+    limit: int,
+    candidates: int,
+) -> Sequence[Any]:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    if candidates < limit:
+        raise ValueError("candidates must be at least limit")
+    q = _clean_query(q)
+    if not q.strip():
+        return []
+    async with _custom_plans(session, serial=True):
+        result = await session.execute(
+            text(sql), {"q": q, "candidates": candidates, "limit": limit}
+        )
+        return result.all()
+
+
+def _search_sql(table: str, vector: str, columns: str, include_deleted: bool) -> str:
+    live = "" if include_deleted else "\n      AND deleted_at IS NULL"
+    return _SEARCH_SQL.format(table=table, vector=vector, columns=columns, live=live)
+
+
+_VIDEO_SEARCH = {
+    d: _search_sql(
+        "video_files", "title_tsv", "id, display_title, file_name, episode_id, created_at", d
+    )
+    for d in (False, True)
+}
+_CLIP_SEARCH = {
+    d: _search_sql("hand_clips", "notes_tsv", "id, title, notes, video_file_id, created_at", d)
+    for d in (False, True)
+}
+
+
+async def search_video_files(
+    session: AsyncSession,
+    q: str,
+    *,
+    limit: int = 20,
+    candidates: int = SEARCH_CANDIDATES,
+    include_deleted: bool = False,
+) -> list[VideoFileHit]:
+    """Video files whose display title matches ``q`` (web-search syntax), best first.
+
+    Same ranking as `search_hand_clips`, over ``title_tsv`` (``ix_video_files_title_gin``).
+    """
+    rows = await _search(
+        session, _VIDEO_SEARCH[include_deleted], q, limit=limit, candidates=candidates
+    )
+    return [VideoFileHit(*row) for row in rows]
+
+
+async def search_hand_clips(
+    session: AsyncSession,
+    q: str,
+    *,
+    limit: int = 20,
+    candidates: int = SEARCH_CANDIDATES,
+    include_deleted: bool = False,
+) -> list[HandClipHit]:
+    """Hand clips whose notes match ``q`` (web-search syntax), best first.
+
+    ``q`` is read by ``websearch_to_tsquery('english', q)``: words are stemmed ("bluffing"
+    finds "bluffs"), ``"quoted words"`` must be adjacent, ``or`` gives alternatives, ``-word``
+    excludes; any other input (stray quotes, operators, punctuation) is read leniently and
+    never raises. Only stop words, or nothing, gives an empty list.
+
+    Ranking: when at most ``candidates`` (1,000) clips match, the result is the exact
+    ``ts_rank`` top ``limit`` over all matches. When more match (a common word), it is the
+    ``ts_rank`` top ``limit`` among the ``candidates`` newest matches, so a common search
+    favours recent clips and never reads every match. Ties go to the newer clip.
+    """
+    rows = await _search(
+        session, _CLIP_SEARCH[include_deleted], q, limit=limit, candidates=candidates
+    )
+    return [HandClipHit(*row) for row in rows]

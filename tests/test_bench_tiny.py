@@ -1,0 +1,51 @@
+"""The benchmark at the tiny scale, inside the test suite, so that it cannot rot.
+
+No timing is asserted (the machine is shared): only that every part runs and reports.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks.run import run_benchmark, save
+from benchmarks.scales import SCALES
+
+from pokervod_db.settings import Settings
+
+
+async def test_tiny_benchmark_runs_end_to_end_and_saves_its_report(
+    empty_db_settings: Settings, tmp_path: Path
+) -> None:
+    lines: list[str] = []
+    results = await run_benchmark(empty_db_settings, SCALES["tiny"], runs=3, log=lines.append)
+
+    assert results["generation"]["reused"] is False
+    assert set(results["reads"]) >= {
+        "project_by_code",
+        "catalog_tree",
+        "hand_clips_of_tag",
+        "count_hand_clips_of_tag",
+        "list_video_files_keyset_deep",
+        "search_notes_common",
+        "search_titles_typical",
+    }
+    for name, stats in results["reads"].items():
+        assert stats["runs"] >= 3, name
+        assert 0 < stats["p50_ms"] <= stats["p95_ms"] <= stats["p99_ms"], name
+    fresh = results["ingest"]["fresh_nas_files"]
+    assert fresh["rows"] == SCALES["tiny"].fresh_rows and fresh["ratio"] > 0
+    reupsert = results["ingest"]["reupsert_nas_files"]
+    assert reupsert["updated"] == reupsert["changed"] > 0
+    assert results["migration"]["median_s"] > 0
+    assert results["backup_restore"]["bare"]["archive_bytes"] > 0
+    assert results["database_size_bytes"] > 0
+
+    json_path, md_path = save(results, tmp_path)
+    assert json.loads(json_path.read_text())["scale"] == "tiny"
+    table = md_path.read_text()
+    assert "| catalog_tree |" in table and "upsert_nas_files, fresh rows" in table
+
+    # A second run reuses the generated archive.
+    again = await run_benchmark(empty_db_settings, SCALES["tiny"], runs=1, log=lines.append)
+    assert again["generation"]["reused"] is True
