@@ -79,9 +79,7 @@ async def _sample(session: AsyncSession, sql: str) -> list[Any]:
 async def common_words(session: AsyncSession, column: str, table: str, n: int = 3) -> list[str]:
     """The words found in the most rows, from a sample of about 50,000 rows (ts_stat over
     every row of a large table takes long)."""
-    count = (
-        await session.execute(text(f"SELECT count(*) FROM pokervod.{table}"))
-    ).scalar_one()
+    count = (await session.execute(text(f"SELECT count(*) FROM pokervod.{table}"))).scalar_one()
     percent = min(100.0, 50_000 * 100.0 / max(count, 1))
     rows = await session.execute(
         text(
