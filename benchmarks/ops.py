@@ -140,6 +140,25 @@ def _run(cmd: list[str], *, env: dict[str, str] | None = None, timeout: float = 
     return time.perf_counter() - t0
 
 
+def _client_tools(settings: Settings) -> tuple[str, str] | None:
+    """pg_dump and pg_restore of the server's major version if installed, else the newest.
+
+    A newer pg_restore writes settings an older server does not know (PostgreSQL 18's
+    ``transaction_timeout`` on 15), so the tools of the server's own version come first.
+    """
+    with psycopg.connect(conninfo(settings), autocommit=True) as conn:
+        major = conn.info.server_version // 10000
+    dirs = [Path(f"/usr/lib/postgresql/{major}/bin"), embedded.bin_dir()]
+    which = shutil.which("pg_dump")
+    if which:
+        dirs.append(Path(which).parent)
+    for directory in dirs:
+        dump, restore = directory / "pg_dump", directory / "pg_restore"
+        if dump.exists() and restore.exists():
+            return str(dump), str(restore)
+    return None
+
+
 def _size(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
@@ -150,17 +169,10 @@ def time_backup_restore(
     settings: Settings, base_name: str, *, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """Bare pg_dump -Fc / pg_restore --single-transaction, and the package's backup if present."""
-    bin_dir = embedded.bin_dir()
-    pg_dump = (
-        str(bin_dir / "pg_dump") if (bin_dir / "pg_dump").exists() else shutil.which("pg_dump")
-    )
-    pg_restore = (
-        str(bin_dir / "pg_restore")
-        if (bin_dir / "pg_restore").exists()
-        else shutil.which("pg_restore")
-    )
-    if pg_dump is None or pg_restore is None:
+    tools = _client_tools(settings)
+    if tools is None:
         return {"skipped": "pg_dump/pg_restore not found"}
+    pg_dump, pg_restore = tools
     out: dict[str, Any] = {}
     target = f"{base_name}_restore"
     with tempfile.TemporaryDirectory(prefix="pokervod-bench-") as tmp:
@@ -182,6 +194,7 @@ def time_backup_restore(
         drop_database(settings, target)
         out["bare"] = {
             "dump": "pg_dump -Fc -n pokervod (default gzip)",
+            "tools": str(Path(pg_dump).parent),
             "restore": "pg_restore --single-transaction into an empty database",
             "backup_s": round(dump_s, 3),
             "archive_bytes": _size(archive),
