@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from pokervod_db import embedded, migrate
 from pokervod_db.database import async_session_factory, create_engine
-from pokervod_db.errors import PokervodDBError
+from pokervod_db.errors import PokervodDBError, translate
 from pokervod_db.events import Event, EventBus, EventType, store_event
 from pokervod_db.health import HealthReport, MigrationStatus, check_health, migration_status
 from pokervod_db.monitoring import TopStatements, top_statements
@@ -180,6 +180,18 @@ class BaseAgent:
         task.add_done_callback(self._publishing.discard)
 
 
+_UNDEFINED_TABLE = "42P01"
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
 def _after_commit(session: Session) -> None:
     # Runs inside AsyncSession.commit on the event loop's thread: schedule, don't await.
     for agent, event in session.info.pop(_PENDING, []):
@@ -288,11 +300,16 @@ class DatabaseAgent(BaseAgent):
             ):
                 return await store_event(session, event)
         except (SQLAlchemyError, OSError, TimeoutError, PokervodDBError) as exc:
-            log.warning(
-                "event %s published in this process only, not stored: %s",
-                event.type,
-                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-            )
+            if _sqlstate(exc) == _UNDEFINED_TABLE:
+                # Expected below revision 003 (a fresh database, a downgrade): nothing to store in.
+                log.info("event %s not stored: the database has no agent_events table", event.type)
+            else:
+                reason = str(translate(exc)) if isinstance(exc, SQLAlchemyError) else str(exc)
+                log.warning(
+                    "event %s published in this process only, not stored: %s",
+                    event.type,
+                    reason or type(exc).__name__,
+                )
             return event
 
     # --- the PRD operations -------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
@@ -15,12 +16,13 @@ from typing import Any, TypeVar
 
 import typer
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from pokervod_db import embedded, migrate
-from pokervod_db.agent import DatabaseAgent
+from pokervod_db.agent import DatabaseAgent, MigrationResult
 from pokervod_db.database import (
     async_session_factory,
     create_engine,
@@ -69,7 +71,7 @@ def up(
 ) -> None:
     """Bring the database to the newest revision (starting the embedded server if needed)."""
     settings = _started()
-    outcome = migrate.upgrade(settings)
+    outcome = _migrate(settings, "upgrade", "head")
     if outcome.applied:
         console.print(f"applied {', '.join(outcome.applied)}")
     if sample:
@@ -97,7 +99,7 @@ def up(
 @app.command()
 def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Upgrade the database to REVISION (default: head)."""
-    outcome = migrate.upgrade(_settings(), revision)
+    outcome = _migrate(_settings(), "upgrade", revision)
     if outcome.applied:
         console.print(
             f"upgraded {outcome.from_revision or 'base'} → {outcome.to_revision}: "
@@ -112,7 +114,7 @@ def downgrade(
     revision: str = typer.Argument("-1", help="Target revision (default: one step)."),
 ) -> None:
     """Downgrade the database to REVISION (default: one step back)."""
-    outcome = migrate.downgrade(_settings(), revision)
+    outcome = _migrate(_settings(), "downgrade", revision)
     console.print(f"downgraded {outcome.from_revision} → {outcome.to_revision or 'base'}")
 
 
@@ -168,14 +170,34 @@ def down() -> None:
 # --- agent: status, health, stats, events ---------------------------------------------------
 
 
+def _quiet_agent_log() -> None:
+    # The CLI prints the agent's results itself; its log lines would repeat them on stderr.
+    logging.getLogger("pokervod_db.agent").setLevel(logging.ERROR)
+
+
 def _with_agent(fn: Callable[[DatabaseAgent], Coroutine[Any, Any, T]]) -> T:
     settings = _settings()
+    _quiet_agent_log()
 
     async def _go() -> T:
         async with DatabaseAgent(settings) as agent:
             return await fn(agent)
 
     return _run(_go)
+
+
+def _migrate(settings: Settings, direction: str, target: str) -> migrate.MigrationOutcome:
+    """Migrate through the agent, so other processes receive ``db.migration.completed``."""
+    _quiet_agent_log()
+
+    async def _go() -> MigrationResult:
+        async with DatabaseAgent(settings) as agent:
+            return await agent.run_migration(direction, target)
+
+    result = _run(_go)
+    if not result.success:
+        raise PokervodDBError(result.error or f"the {direction} failed")
+    return migrate.MigrationOutcome(direction, result.from_version, result.version, result.applied)
 
 
 def _print_status(status: MigrationStatus) -> None:
@@ -206,6 +228,7 @@ def _print_health(report: HealthReport) -> None:
         console.print(
             f"[{style}]{mark:<5}[/{style}] {check.name:<13} {escape(check.detail)}",
             highlight=False,
+            soft_wrap=True,
         )
     if report.healthy:
         console.print("[green]healthy[/green]")
@@ -216,37 +239,33 @@ def _print_health(report: HealthReport) -> None:
 
 def _when(*values: datetime | None) -> str:
     known = [v for v in values if v is not None]
-    return max(known).strftime("%Y-%m-%d %H:%M") if known else "never"
+    return max(known).strftime("%Y-%m-%d") if known else "never"
 
 
 def _print_stats(stats: DatabaseStats) -> None:
     exact = any(t.exact_rows is not None for t in stats.tables.values())
     table = Table(
-        "table",
-        "rows" if exact else "rows (est.)",
-        "total",
-        "data",
-        "indexes",
-        "seq scans",
-        "idx scans",
-        "dead",
-        "last vacuum",
-        "last analyze",
         title=f"{stats.database}: {human_bytes(stats.database_bytes)}",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
+    table.add_column("table", no_wrap=True)
+    table.add_column("rows" if exact else "rows~", justify="right")
+    table.add_column("total", justify="right", no_wrap=True)
+    table.add_column("indexes", justify="right", no_wrap=True)
+    table.add_column("seq/idx", justify="right")
+    table.add_column("dead", justify="right")
+    table.add_column("vacuum/analyze", no_wrap=True)
     for t in stats.tables.values():
         rows = t.exact_rows if t.exact_rows is not None else t.row_estimate
         table.add_row(
             t.name,
             f"{rows:,}",
             human_bytes(t.total_bytes),
-            human_bytes(t.table_bytes),
             human_bytes(t.index_bytes),
-            f"{t.seq_scans:,}",
-            f"{t.idx_scans:,}",
+            f"{t.seq_scans:,}/{t.idx_scans:,}",
             f"{t.dead_tuples:,}",
-            _when(t.last_vacuum, t.last_autovacuum),
-            _when(t.last_analyze, t.last_autoanalyze),
+            _when(t.last_vacuum, t.last_autovacuum, t.last_analyze, t.last_autoanalyze),
         )
     console.print(table)
 
@@ -280,7 +299,7 @@ def _print_stats(stats: DatabaseStats) -> None:
             )
         console.print(statements)
     elif top is not None and top.note:
-        console.print(f"top statements: {top.note}", markup=False, highlight=False)
+        console.print(f"top statements: {top.note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _show_overview(settings: Settings) -> None:

@@ -229,7 +229,11 @@ async def check_health(settings: Settings, engine: AsyncEngine) -> HealthReport:
     report.slow_queries = stats.slow_queries if stats is not None else 0
     checks = report.checks
     checks.append(
-        Check("reachable", True, f"{latency_ms:.1f} ms round trip; PostgreSQL {version}, {role}")
+        Check(
+            "reachable",
+            True,
+            f"{latency_ms:.1f} ms round trip; PostgreSQL {str(version).split()[0]}, {role}",
+        )
     )
     try:
         status = await asyncio.to_thread(migration_status, settings)
