@@ -14,7 +14,18 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pokervod_db.events import ALL, Event, EventBus, EventType, listen, read_events, store_event
+from pokervod_db.database import create_engine, create_sync_engine
+from pokervod_db.events import (
+    ALL,
+    Event,
+    EventBus,
+    EventType,
+    keep_event_ids_after,
+    last_event_id,
+    listen,
+    read_events,
+    store_event,
+)
 from pokervod_db.settings import Settings
 
 # --- the record --------------------------------------------------------------------------------
@@ -363,3 +374,60 @@ async def test_another_process_receives_the_event(
     assert got["source_block"] == "T"
     assert got["event_id"] == str(sent.event_id)
     assert {"timestamp", "correlation_id", "parent_event_id"} <= set(got)
+
+
+async def test_event_ids_keep_increasing_across_a_restore(
+    db_settings: Settings, engine: AsyncEngine
+) -> None:
+    for n in range(3):
+        await _emit(engine, _event(n))
+    sync = create_sync_engine(db_settings)
+    try:
+        with sync.connect() as conn:
+            before = last_event_id(conn)
+            # What a restore of an older backup does to the table and its identity sequence.
+            conn.execute(text("TRUNCATE pokervod.agent_events RESTART IDENTITY"))
+            conn.commit()
+            assert last_event_id(conn) == 0
+            assert keep_event_ids_after(conn, before) == before
+            conn.commit()
+    finally:
+        sync.dispose()
+    after = await _emit(engine, _event(9))
+    assert after.id == before + 1
+    assert [e.id for e in await read_events(db_settings, since_id=before)] == [after.id]
+
+
+def test_cli_events_prints_stored_events_after_since_and_exits(
+    db_settings: Settings, cli_env: dict[str, str]
+) -> None:
+    import subprocess
+    import sys
+
+    async def emit_three() -> list[Event]:
+        eng = create_engine(db_settings)
+        try:
+            return [
+                await _emit(eng, _event(1, "test.a")),
+                await _emit(eng, _event(2, "test.b")),
+                await _emit(eng, _event(3, "test.a")),
+            ]
+        finally:
+            await eng.dispose()
+
+    first, _, third = asyncio.run(emit_three())
+    cli = str(Path(sys.executable).parent / "pokervod-db")
+    run = subprocess.run(
+        [cli, "events", "--since", str(first.id), "--type", "test.a"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [(e["id"], e["type"], e["payload"]) for e in lines] == [(third.id, "test.a", {"n": 3})]
+    everything = subprocess.run(
+        [cli, "events"], env=cli_env, capture_output=True, text=True, timeout=60
+    )
+    assert len(everything.stdout.splitlines()) == 3

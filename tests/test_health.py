@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -148,3 +149,19 @@ def test_cli_status_text_and_json(cli_env: dict[str, str]) -> None:
         "note": None,
     }
     assert "postgresql://" in data["database"]
+
+
+def test_cli_up_migrates_then_shows_status_health_and_stats(
+    empty_db_settings: Settings, tmp_path: Path
+) -> None:
+    env = {**os.environ, "DATABASE_URL": empty_db_settings.libpq_url()}
+    env["BACKUP_DIR"] = str(tmp_path / "backups")
+    run = _cli(env, "up", "--sample")
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert f"revision: {migrate.head_revision()} (at head)" in out
+    assert "drift:    none" in out
+    assert "OK    reachable" in out and "\nhealthy\n" in out
+    assert "hand_clips" in out and "cache hit ratio" in out
+    (event,) = asyncio.run(read_events(empty_db_settings))
+    assert event.type == EventType.DB_MIGRATION_COMPLETED and event.payload["success"] is True

@@ -24,6 +24,7 @@ import contextlib
 import inspect
 import json
 import logging
+import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
@@ -35,7 +36,7 @@ from pathlib import PurePath
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pokervod_db import embedded
@@ -273,14 +274,43 @@ async def store_event(executor: AsyncSession | AsyncConnection, event: Event) ->
     return replace(event, id=int(stored_id))
 
 
+# --- ids across a restore ---------------------------------------------------------------------
+
+_SEQUENCE = f"pg_get_serial_sequence('{SCHEMA}.agent_events', 'id')"
+
+
+def last_event_id(conn: Connection) -> int:
+    """The last event id drawn in this database (0 if none); read it before a restore."""
+    value = conn.execute(
+        text(f"SELECT coalesce(pg_sequence_last_value({_SEQUENCE}::regclass), 0)")
+    ).scalar_one()
+    return int(value)
+
+
+def keep_event_ids_after(conn: Connection, last_id: int) -> int:
+    """After a restore, make new event ids continue above ``last_id`` (read before it).
+
+    A restore brings back the identity sequence of the backup; without this, new events would
+    reuse ids that listeners have already passed, and they would never see them. Returns the
+    sequence value now in force. The caller commits.
+    """
+    value = conn.execute(
+        text(
+            f"SELECT setval({_SEQUENCE}, greatest(:last, "
+            f"coalesce(pg_sequence_last_value({_SEQUENCE}::regclass), 0), "
+            f"(SELECT coalesce(max(id), 0) FROM {SCHEMA}.agent_events), 1))"
+        ),
+        {"last": last_id},
+    ).scalar_one()
+    return int(value)
+
+
 # --- cross-process delivery -------------------------------------------------------------------
 
-_SEQUENCE_VALUE = (
-    f"SELECT coalesce(pg_sequence_last_value("
-    f"pg_get_serial_sequence('{SCHEMA}.agent_events', 'id')::regclass), 0)"
-)
+_SEQUENCE_VALUE = f"SELECT coalesce(pg_sequence_last_value({_SEQUENCE}::regclass), 0)"
 _WRITERS = (
-    "SELECT coalesce(array_agg(virtualtransaction), '{}'), pg_current_snapshot()::text FROM pg_locks "
+    "SELECT coalesce(array_agg(virtualtransaction), '{}'), pg_current_snapshot()::text, "
+    "coalesce(array_agg(pid), '{}') FROM pg_locks "
     "WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
     "AND ((classid::bigint << 32) | objid::bigint) = $1"
@@ -300,6 +330,8 @@ _IN_FLIGHT_AT_START = (
     f"AND ($3::text[] IS NULL OR type = ANY($3::text[])) ORDER BY id"
 )
 _BATCH = 500
+_MAX_MARKS = 64
+_STALL_WARNING_S = 60.0
 
 
 def _event_from_row(row: Any) -> Event:
@@ -331,10 +363,19 @@ class _Cursor:
     types: list[str] | None
     marks: list[_Mark] = field(default_factory=list)
     start: tuple[int, str] | None = None  # (first sequence value, snapshot) for since_id=None
+    waiting_since: float | None = None
+    warned: bool = False
 
     @property
     def waiting(self) -> bool:
         return bool(self.marks)
+
+    def wait_interval(self, poll_interval: float) -> float:
+        """Poll fast for a few seconds while a writer runs (a rollback sends no notification)."""
+        if self.waiting_since is None:
+            return poll_interval
+        fast = time.monotonic() - self.waiting_since < 5.0
+        return min(0.2, poll_interval) if fast else poll_interval
 
     async def deliver(self, conn: Any) -> AsyncIterator[Event]:
         """One poll: advance the horizon and yield the events up to it, in id order."""
@@ -351,8 +392,13 @@ class _Cursor:
             self.marks[-1] = _Mark(seq, writers)
         else:
             self.marks.append(_Mark(seq, writers))
+        if len(self.marks) > _MAX_MARKS:
+            # Merging two marks only makes the older one wait longer: still correct.
+            first, second = self.marks[0], self.marks[1]
+            self.marks[:2] = [_Mark(second.seq, first.writers | second.writers)]
         ready = [m for m in self.marks if not (m.writers & writers)]
         self.marks = [m for m in self.marks if m.writers & writers]
+        self._watch_stall(writers_row[2])
         if not ready:
             return
         horizon = max(m.seq for m in ready)
@@ -368,6 +414,23 @@ class _Cursor:
                 yield _event_from_row(row)
             if len(rows) < _BATCH:
                 self.last_seen = horizon
+
+    def _watch_stall(self, pids: list[int]) -> None:
+        if not self.marks:
+            self.waiting_since, self.warned = None, False
+            return
+        now = time.monotonic()
+        if self.waiting_since is None:
+            self.waiting_since = now
+        elif not self.warned and now - self.waiting_since > _STALL_WARNING_S:
+            self.warned = True
+            log.warning(
+                "event delivery after id %s is held back by transactions that stored events "
+                "and are still open after %.0f s (server pids %s); it resumes when they end",
+                self.last_seen,
+                now - self.waiting_since,
+                ", ".join(str(p) for p in sorted(set(pids))),
+            )
 
 
 _RETRYABLE: tuple[type[BaseException], ...] = (OSError, TimeoutError, ConnectionError)
@@ -442,9 +505,8 @@ async def listen(
                 if first and on_connected is not None:
                     on_connected(cursor.last_seen or 0)
                 first = False
-                wait = min(0.2, poll_interval) if cursor.waiting else poll_interval
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), wait)
+                    await asyncio.wait_for(wake.wait(), cursor.wait_interval(poll_interval))
                 if conn.is_closed():
                     raise ConnectionError("the listener's connection was closed")
         except asyncpg.PostgresError as exc:
