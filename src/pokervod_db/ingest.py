@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import BigInteger, Integer, Numeric, SmallInteger, String, Table, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
