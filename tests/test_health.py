@@ -96,7 +96,8 @@ async def test_health_changes_emit_events(db_settings: Settings) -> None:
     async with DatabaseAgent(db_settings) as agent:
         assert (await agent.health()).healthy
         assert agent.bus.history(EventType.DB_HEALTH_CHANGED) == []  # first look: no change
-        await agent.run_migration("downgrade")
+        # Below 003 (no agent_events table), whatever revisions come after it.
+        await agent.run_migration("downgrade", "002_add_indexes")
         assert not (await agent.health()).healthy
         assert not (await agent.health()).healthy  # no change, no event
         await agent.run_migration("upgrade")
