@@ -23,7 +23,7 @@ from benchmarks import vocabulary as voc
 from benchmarks.scales import Scale
 
 SCHEMA = "pokervod"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bump when the generated data changes, so a reused benchmark database is rebuilt."""
 
 

@@ -25,8 +25,8 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, exists, func, select, text, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from pokervod_db.errors import PokervodDBError
@@ -319,14 +319,16 @@ async def get_hand_clips_of_video_file(
     """The hand clips of a video file in timecode order, with their tags and players loaded.
 
     Soft-deleted tags and players are left out of the loaded collections as well (unless
-    ``include_deleted``).
+    ``include_deleted``). One round trip: a video has a handful of clips with a few tags and
+    players each, so joining both collections (clips × tags × players rows) is cheaper than
+    a ``selectinload`` query per collection.
     """
     if include_deleted:
-        options = [selectinload(HandClip.tags), selectinload(HandClip.players)]
+        options = [joinedload(HandClip.tags), joinedload(HandClip.players)]
     else:
         options = [
-            selectinload(HandClip.tags.and_(Tag.deleted_at.is_(None))),
-            selectinload(HandClip.players.and_(Player.deleted_at.is_(None))),
+            joinedload(HandClip.tags.and_(Tag.deleted_at.is_(None))),
+            joinedload(HandClip.players.and_(Player.deleted_at.is_(None))),
         ]
     stmt = (
         _where_live(
@@ -338,7 +340,7 @@ async def get_hand_clips_of_video_file(
         .order_by(HandClip.timecode, HandClip.id)
         .execution_options(populate_existing=True)
     )
-    return list((await session.execute(stmt)).scalars())
+    return list((await session.execute(stmt)).unique().scalars())
 
 
 async def _newest_first(
@@ -362,25 +364,31 @@ async def _newest_first(
     in a semi-join) thus costs index entries, not heap fetches.
     """
     _check_page(limit, after, offset)
-    keys = select(model.id, model.created_at).where(*where)
+    # Core statements on the session's connection: the same SQL without the ORM's per-call
+    # work (a list of frozen rows needs no identity map).
+    table = model.__table__
+    keys = select(table.c.id, table.c.created_at).where(*where)
     if not include_deleted:
-        keys = keys.where(model.deleted_at.is_(None))
+        keys = keys.where(table.c.deleted_at.is_(None))
     if after is not None:
-        keys = keys.where(tuple_(model.created_at, model.id) < tuple_(after.created_at, after.id))
-    keys = keys.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
+        keys = keys.where(
+            tuple_(table.c.created_at, table.c.id) < tuple_(after.created_at, after.id)
+        )
+    keys = keys.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
     if offset:
         keys = keys.offset(offset)
     page = keys.subquery("page")
     stmt = (
-        select(*columns)
-        .join(page, model.id == page.c.id)
+        select(*(table.c[c.key] for c in columns))
+        .join(page, table.c.id == page.c.id)
         .order_by(page.c.created_at.desc(), page.c.id.desc())
     )
+    conn = await session.connection()
     if custom_plans:
-        async with _custom_plans(session):
-            rows = (await session.execute(stmt)).all()
+        async with _custom_plans(conn):
+            rows = (await conn.execute(stmt)).all()
     else:
-        rows = (await session.execute(stmt)).all()
+        rows = (await conn.execute(stmt)).all()
     return _page(rows, limit, make)
 
 
@@ -443,7 +451,7 @@ async def get_hand_clips_of_player(
     links, and stops after one page.
     """
     linked = exists().where(
-        hand_clip_players.c.hand_clip_id == HandClip.id,
+        hand_clip_players.c.hand_clip_id == HandClip.__table__.c.id,
         hand_clip_players.c.player_id == player_id,
     )
     return await _newest_first(
@@ -471,7 +479,8 @@ async def get_hand_clips_of_tag(
 ) -> Page[HandClipItem]:
     """The hand clips with a tag, newest first (a semi-join, as `get_hand_clips_of_player`)."""
     linked = exists().where(
-        hand_clip_tags.c.hand_clip_id == HandClip.id, hand_clip_tags.c.tag_id == tag_id
+        hand_clip_tags.c.hand_clip_id == HandClip.__table__.c.id,
+        hand_clip_tags.c.tag_id == tag_id,
     )
     return await _newest_first(
         session,
@@ -501,18 +510,20 @@ async def count_hand_clips_of_tag(
         select(func.count()).select_from(hand_clip_tags).where(hand_clip_tags.c.tag_id == tag_id)
     )
     if not include_deleted:
+        clips = HandClip.__table__
         deleted = exists().where(
-            HandClip.id == hand_clip_tags.c.hand_clip_id, HandClip.deleted_at.is_not(None)
+            clips.c.id == hand_clip_tags.c.hand_clip_id, clips.c.deleted_at.is_not(None)
         )
         links = links.where(~deleted)
-    return int((await session.execute(links)).scalar_one())
+    conn = await session.connection()
+    return int((await conn.execute(links)).scalar_one())
 
 
 # --- planner settings -------------------------------------------------------------------------
 
 
 @asynccontextmanager
-async def _custom_plans(session: AsyncSession, *, serial: bool = False) -> AsyncIterator[None]:
+async def _custom_plans(conn: AsyncConnection, *, serial: bool = False) -> AsyncIterator[None]:
     """Plan the statements of the block for their actual parameters, then restore the settings.
 
     asyncpg prepares every statement, and after five runs PostgreSQL may switch to one generic
@@ -522,25 +533,34 @@ async def _custom_plans(session: AsyncSession, *, serial: bool = False) -> Async
     workers: a parallel bitmap scan over every match is what the candidate window avoids).
     The settings are transaction-local and put back afterwards, so the caller's later
     statements run as before. If the block fails the transaction is aborted anyway and the
-    settings go with it.
+    settings go with it. Inside an open transaction the settings go straight through the
+    asyncpg connection: a statement through SQLAlchemy costs more than the query it guards.
     """
     names = ["plan_cache_mode", *(["max_parallel_workers_per_gather"] if serial else [])]
     values = ["force_custom_plan", *(["0"] if serial else [])]
     read = ", ".join(f"current_setting('{n}')" for n in names)
-    write = ", ".join(f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names))
-    before = (
-        await session.execute(
-            text(f"SELECT {read}, {write}"), {f"v{i}": v for i, v in enumerate(values)}
-        )
-    ).one()
+    write = ", ".join(f"set_config('{n}', ${i + 1}, true)" for i, n in enumerate(names))
+    driver = (await conn.get_raw_connection()).driver_connection
+    if driver is not None and driver.is_in_transaction():
+        before = list(await driver.fetchrow(f"SELECT {read}, {write}", *values))
+    else:  # the first statement of the transaction: SQLAlchemy must open it
+        params = {f"v{i}": v for i, v in enumerate(values)}
+        write_named = ", ".join(f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names))
+        before = list((await conn.execute(text(f"SELECT {read}, {write_named}"), params)).one())
+        driver = (await conn.get_raw_connection()).driver_connection
     yield
-    await session.execute(text(f"SELECT {write}"), {f"v{i}": before[i] for i in range(len(names))})
+    assert driver is not None
+    await driver.execute(f"SELECT {write}", *before[: len(names)])
 
 
 # --- full-text search -------------------------------------------------------------------------
 
-SEARCH_CANDIDATES = 1000
-"""How many of the newest matches a search ranks (see `search_hand_clips`)."""
+SEARCH_CANDIDATES = 500
+"""How many of the newest matches a search ranks (see `search_hand_clips`).
+
+The cost of a search for a frequent word is about ``SEARCH_CANDIDATES / share of rows that
+match`` rows read; 500 keeps words found in a few percent of all notes well inside 100 ms on
+the archive, while ranking 25 times more rows than a page shows."""
 
 MAX_QUERY_CHARS = 1000
 
@@ -612,10 +632,9 @@ async def _search(
     q = _clean_query(q)
     if not q.strip():
         return []
-    async with _custom_plans(session, serial=True):
-        result = await session.execute(
-            text(sql), {"q": q, "candidates": candidates, "limit": limit}
-        )
+    conn = await session.connection()
+    async with _custom_plans(conn, serial=True):
+        result = await conn.execute(text(sql), {"q": q, "candidates": candidates, "limit": limit})
         return result.all()
 
 
@@ -669,7 +688,7 @@ async def search_hand_clips(
     excludes; any other input (stray quotes, operators, punctuation) is read leniently and
     never raises. Only stop words, or nothing, gives an empty list.
 
-    Ranking: when at most ``candidates`` (1,000) clips match, the result is the exact
+    Ranking: when at most ``candidates`` (500) clips match, the result is the exact
     ``ts_rank`` top ``limit`` over all matches. When more match (a common word), it is the
     ``ts_rank`` top ``limit`` among the ``candidates`` newest matches, so a common search
     favours recent clips and never reads every match. Ties go to the newer clip.

@@ -84,6 +84,8 @@ class VideoFile(TimestampMixin, Base):
         # Newest-first lists and keyset pagination (004_query_indexes).
         # deleted_at is carried so the live filter needs no heap access (index-only scans).
         Index("ix_video_files_created_at", "created_at", "id", postgresql_include=["deleted_at"]),
+        # Room for in-place (HOT) updates by rescans, as on nas_files (004_query_indexes).
+        {"postgresql_with": {"fillfactor": 90}},
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

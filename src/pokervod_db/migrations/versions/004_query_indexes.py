@@ -8,6 +8,9 @@
   clip of the tag.
 - ``ix_hand_clip_tags_tag_id`` / ``ix_hand_clip_players_player_id`` gain hand_clip_id as a
   second column: a tag's (player's) clip ids then come from the index alone, in id order.
+- ``fillfactor = 90`` on nas_files and video_files: a NAS rescan rewrites sizes and times
+  (no indexed column), so with room left on the page the new row version is a HOT update and
+  none of the table's indexes is touched. Applies to pages written from now on.
 
 Revision ID: 004_query_indexes
 Revises: 003_agent_events
@@ -27,7 +30,12 @@ depends_on: str | Sequence[str] | None = None
 SCHEMA = "pokervod"
 
 
+HOT_TABLES = ("nas_files", "video_files")
+
+
 def upgrade() -> None:
+    for table in HOT_TABLES:
+        op.execute(f"ALTER TABLE {SCHEMA}.{table} SET (fillfactor = 90)")
     op.create_index(
         "ix_video_files_created_at",
         "video_files",
@@ -63,6 +71,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for table in HOT_TABLES:
+        op.execute(f"ALTER TABLE {SCHEMA}.{table} RESET (fillfactor)")
     op.drop_index("ix_hand_clip_players_player_id", table_name="hand_clip_players", schema=SCHEMA)
     op.create_index(
         "ix_hand_clip_players_player_id", "hand_clip_players", ["player_id"], schema=SCHEMA
