@@ -7,6 +7,7 @@ model or migration that drifts from the contract makes these tests fail.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -262,8 +263,7 @@ def _normalise_default(expr: str | None) -> str | None:
 @pytest.fixture(scope="module")
 def head_conn(pg_server: PgServer, template_db: str) -> Iterator[psycopg.Connection]:
     """A read-only look at a database at head (one copy for the whole module)."""
-    name = f"pokervod_models_{id(pg_server):x}"
-    pg_server.drop_database(name)
+    name = f"pokervod_models_{uuid.uuid4().hex[:12]}"  # unique: the server may be shared
     pg_server.create_database(name, template=template_db)
     settings = pg_server.settings_for(name)
     with psycopg.connect(settings.libpq_url(), autocommit=True) as conn:
