@@ -104,11 +104,11 @@ def _run(connection: Connection, settings: Settings) -> None:
 
 
 @contextmanager
-def _locked_connection(engine: Engine, settings: Settings) -> Iterator[Connection]:
+def _locked_connection(engine: Engine, settings: Settings, shown_url: str) -> Iterator[Connection]:
     try:
         connection = engine.connect()
     except (DBAPIError, OSError) as exc:
-        raise unavailable(settings.masked_url(), exc) from exc
+        raise unavailable(shown_url, exc) from exc
     with (
         connection,
         maintenance_lock(
@@ -126,13 +126,15 @@ def run_migrations_online() -> None:
         return
     if isinstance(given, Engine):
         # pytest-alembic hands over its engine: run exactly as a normal migration would.
-        with _locked_connection(given, _settings()) as connection:
-            _run(connection, _settings())
+        settings = _settings()
+        shown = given.url.render_as_string(hide_password=True)
+        with _locked_connection(given, settings, shown) as connection:
+            _run(connection, settings)
         return
     settings = embedded.start(_settings())
     engine = create_sync_engine(settings, application_name="pokervod-db migrate")
     try:
-        with _locked_connection(engine, settings) as connection:
+        with _locked_connection(engine, settings, settings.masked_url()) as connection:
             _run(connection, settings)
     finally:
         engine.dispose()
