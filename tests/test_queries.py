@@ -532,27 +532,27 @@ async def test_each_query_uses_its_index(populated: Any) -> None:
             (
                 "clips of a common tag",
                 lambda: q.get_hand_clips_of_tag(s, common_tag),
-                [{"ix_hand_clips_created_at", "ix_hand_clip_tags_tag_id"}],
+                [{"ix_hand_clips_created_at", "ix_hand_clip_tags_tag_clip"}],
             ),
             (
                 "clips of a rare tag",
                 lambda: q.get_hand_clips_of_tag(s, RARE_TAG),
-                [{"ix_hand_clip_tags_tag_id"}],
+                [{"ix_hand_clip_tags_tag_clip"}],
             ),
             (
                 "clips of a star player",
                 lambda: q.get_hand_clips_of_player(s, star),
-                [{"ix_hand_clips_created_at", "ix_hand_clip_players_player_id"}],
+                [{"ix_hand_clips_created_at", "ix_hand_clip_players_player_clip"}],
             ),
             (
                 "clips of a rare player",
                 lambda: q.get_hand_clips_of_player(s, RARE_PLAYER),
-                [{"ix_hand_clip_players_player_id"}],
+                [{"ix_hand_clip_players_player_clip"}],
             ),
             (
                 "count of a tag",
                 lambda: q.count_hand_clips_of_tag(s, common_tag),
-                [{"ix_hand_clip_tags_tag_id", "ix_hand_clips_deleted"}],
+                [{"ix_hand_clip_tags_tag_clip", "ix_hand_clips_deleted"}],
             ),
             (
                 "video files, keyset",

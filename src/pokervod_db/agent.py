@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 
 from pokervod_db import embedded, migrate
 from pokervod_db.database import async_session_factory, create_engine
-from pokervod_db.errors import PokervodDBError, translate
+from pokervod_db.errors import DatabaseUnavailableError, PokervodDBError, translate
 from pokervod_db.events import Event, EventBus, EventType, store_event
-from pokervod_db.health import HealthReport, MigrationStatus, check_health, migration_status
+from pokervod_db.health import Check, HealthReport, MigrationStatus, check_health, migration_status
 from pokervod_db.monitoring import TopStatements, top_statements
 from pokervod_db.settings import Settings
 from pokervod_db.stats import DatabaseStats, TableStats, database_stats, table_stats
@@ -329,6 +329,7 @@ class DatabaseAgent(BaseAgent):
         await self.initialize()
         started = time.perf_counter()
         settings = self.settings
+        unreachable = False
         try:
             if direction == "upgrade":
                 outcome = await asyncio.to_thread(migrate.upgrade, settings, target or "head")
@@ -342,7 +343,10 @@ class DatabaseAgent(BaseAgent):
                 applied=outcome.applied,
             )
         except PokervodDBError as exc:
-            version = await self._current_or_none()
+            # Unreachable: reading the revision or storing the event would each wait for the
+            # connect timeout again (15 s instead of 5 before the one-line failure).
+            unreachable = isinstance(exc, DatabaseUnavailableError)
+            version = None if unreachable else await self._current_or_none()
             result = MigrationResult(
                 direction=direction,
                 success=False,
@@ -365,7 +369,9 @@ class DatabaseAgent(BaseAgent):
             log.info("migration %s: %s -> %s", direction, result.from_version, result.version)
         else:
             log.warning("migration %s failed: %s", direction, result.error)
-        await self.emit(EventType.DB_MIGRATION_COMPLETED, result.event_payload())
+        await self.emit(
+            EventType.DB_MIGRATION_COMPLETED, result.event_payload(), durable=not unreachable
+        )
         return result
 
     async def _current_or_none(self) -> str | None:
@@ -385,7 +391,11 @@ class DatabaseAgent(BaseAgent):
             await self.initialize()
         except PokervodDBError as exc:
             report = HealthReport(
-                healthy=False, database=self.settings.masked_url(), reachable=False, error=str(exc)
+                healthy=False,
+                database=self.settings.masked_url(),
+                reachable=False,
+                checks=[Check("reachable", False, str(exc))],
+                error=str(exc),
             )
         else:
             report = await check_health(self.settings, self.engine)

@@ -28,7 +28,7 @@ from pokervod_db.database import (
     create_engine,
     transaction,
 )
-from pokervod_db.errors import PokervodDBError
+from pokervod_db.errors import PokervodDBError, translated
 from pokervod_db.events import Event, listen, read_events, to_json
 from pokervod_db.health import HealthReport, MigrationStatus
 from pokervod_db.settings import Settings
@@ -40,8 +40,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a long line (a path, an error) stays one line when the output is not a terminal.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 T = TypeVar("T")
 
@@ -51,7 +52,11 @@ def _settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise PokervodDBError(f"invalid settings: {first['msg']}") from exc
+        where = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        if where not in message:
+            message = f"{where}: {message}"
+        raise PokervodDBError(f"invalid settings: {message}") from exc
 
 
 def _run(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -80,8 +85,9 @@ def up(
         async def _load() -> None:
             engine = create_engine(settings)
             try:
-                async with transaction(async_session_factory(engine)) as session:
-                    summary = await load_sample(session)
+                with translated():
+                    async with transaction(async_session_factory(engine)) as session:
+                        summary = await load_sample(session)
             finally:
                 await engine.dispose()
             if summary.loaded:
@@ -292,7 +298,11 @@ def _print_stats(stats: DatabaseStats) -> None:
         )
     top = stats.top_statements
     if top is not None and top.available and top.statements:
-        statements = Table("total ms", "calls", "mean ms", "statement", title="top statements")
+        statements = Table(title="top statements", box=box.SIMPLE_HEAD, pad_edge=False)
+        statements.add_column("total ms", justify="right", no_wrap=True)
+        statements.add_column("calls", justify="right", no_wrap=True)
+        statements.add_column("mean ms", justify="right", no_wrap=True)
+        statements.add_column("statement", no_wrap=True, overflow="ellipsis", max_width=52)
         for st in top.statements:
             statements.add_row(
                 f"{st.total_ms:,.1f}", f"{st.calls:,}", f"{st.mean_ms:,.2f}", escape(st.query)

@@ -446,7 +446,7 @@ async def get_hand_clips_of_player(
     """The hand clips a player appears in, newest first.
 
     Written as a semi-join so the planner can choose per player (custom plans): for a player
-    in few clips it reads the player's links (``ix_hand_clip_players_player_id``) and sorts
+    in few clips it reads the player's links (``ix_hand_clip_players_player_clip``) and sorts
     them; for a star in thousands it walks ``ix_hand_clips_created_at`` backwards, probing the
     links, and stops after one page.
     """
@@ -502,7 +502,7 @@ async def count_hand_clips_of_tag(
     """How many (live) hand clips carry a tag.
 
     Counting through a join reads every clip of the tag (a heap fetch each). Instead: count
-    the tag's links in ``ix_hand_clip_tags_tag_id`` (tag_id, hand_clip_id) and subtract, by a
+    the tag's links in ``ix_hand_clip_tags_tag_clip`` (tag_id, hand_clip_id) and subtract, by a
     merge anti-join in the same hand_clip_id order, the few clips in the partial index of
     soft-deleted clips (``ix_hand_clips_deleted``). Both are index-only scans.
     """

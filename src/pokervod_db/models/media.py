@@ -53,7 +53,7 @@ hand_clip_tags = Table(
     Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
     # (tag_id, hand_clip_id): a tag's clips come out of the index alone, in clip-id order,
     # which lets counts and semi-joins run as index-only scans (004_query_indexes).
-    Index("ix_hand_clip_tags_tag_id", "tag_id", "hand_clip_id"),
+    Index("ix_hand_clip_tags_tag_clip", "tag_id", "hand_clip_id"),
 )
 
 hand_clip_players = Table(
@@ -65,7 +65,7 @@ hand_clip_players = Table(
         primary_key=True,
     ),
     Column("player_id", ForeignKey("players.id", ondelete="CASCADE"), primary_key=True),
-    Index("ix_hand_clip_players_player_id", "player_id", "hand_clip_id"),
+    Index("ix_hand_clip_players_player_clip", "player_id", "hand_clip_id"),
 )
 
 
