@@ -19,7 +19,8 @@ from pokervod_db import migrate
 from pokervod_db.settings import Settings
 from tests.conftest import TEST_URL_ENV, PgServer
 
-HEAD = "003_agent_events"
+HEAD = "004_query_indexes"
+PREVIOUS = "003_agent_events"
 SECRET = "Wr0ng-Pa55word"
 # Generous upper bound that only guards against a hang; the default connect timeout is 5 s.
 HANG_GUARD_S = 15
@@ -120,7 +121,8 @@ def test_current_and_history_show_the_revisions(db_settings, tmp_path):
     assert [line.split(":")[0] for line in lines] == [
         "<base> -> 001_initial_schema",
         "001_initial_schema -> 002_add_indexes",
-        f"002_add_indexes -> {HEAD} (head)",
+        f"002_add_indexes -> {PREVIOUS}",
+        f"{PREVIOUS} -> {HEAD} (head)",
     ]
 
 
@@ -132,9 +134,9 @@ def test_current_on_an_empty_database_says_empty(empty_db_settings, tmp_path):
 def test_downgrade_and_upgrade_commands_report_the_step(db_settings, tmp_path):
     env = _env_for(db_settings.libpq_url(), tmp_path)
     down = _run("downgrade", env=env, cwd=tmp_path)
-    assert (down.returncode, down.stdout.strip()) == (0, f"downgraded {HEAD} → 002_add_indexes")
+    assert (down.returncode, down.stdout.strip()) == (0, f"downgraded {HEAD} → {PREVIOUS}")
     up = _run("upgrade", env=env, cwd=tmp_path)
-    assert (up.returncode, up.stdout.strip()) == (0, f"upgraded 002_add_indexes → {HEAD}: {HEAD}")
+    assert (up.returncode, up.stdout.strip()) == (0, f"upgraded {PREVIOUS} → {HEAD}: {HEAD}")
     again = _run("upgrade", "head", env=env, cwd=tmp_path)
     assert (again.returncode, again.stdout.strip()) == (0, f"already at {HEAD}")
 
@@ -159,7 +161,7 @@ def test_check_exits_1_and_names_each_hand_made_change(db_settings, tmp_path):
 
 
 def test_check_on_a_database_behind_head_reports_the_missing_migration(db_settings, tmp_path):
-    migrate.downgrade(db_settings)
+    migrate.downgrade(db_settings, "002_add_indexes")
     result = _run("check", env=_env_for(db_settings.libpq_url(), tmp_path), cwd=tmp_path)
     assert result.returncode == 1
     assert "table pokervod.agent_events is in the models but not in the database" in result.stdout

@@ -442,7 +442,9 @@ async def test_listener_survives_agent_events_being_dropped_and_recreated(
         sent = [await _emit(engine, _event(n)) for n in range(3)]
         assert [e.id for e in await _take(queue, 3)] == [e.id for e in sent]
         async with DatabaseAgent(db_settings) as agent:
-            assert (await agent.run_migration("downgrade")).success  # drops agent_events
+            assert (
+                await agent.run_migration("downgrade", "002_add_indexes")
+            ).success  # drops agent_events
             await asyncio.sleep(1.0)  # the listener meets the missing table and waits
             assert (await agent.run_migration("upgrade")).success  # ids start again at 1
         (got,) = await _take(queue, 1, wait_s=20)
