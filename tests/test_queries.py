@@ -572,7 +572,7 @@ async def test_each_query_uses_its_index(populated: Any) -> None:
             (
                 "search notes, rare word",
                 lambda: q.search_hand_clips(s, "zyzzyva"),
-                [{"ix_hand_clips_notes_gin"}],
+                [{"ix_hand_clips_created_at"}, {"ix_hand_clips_notes_gin"}],
             ),
             (
                 "search titles, common word",
@@ -582,7 +582,7 @@ async def test_each_query_uses_its_index(populated: Any) -> None:
             (
                 "search titles, rare word",
                 lambda: q.search_video_files(s, "zyzzyva"),
-                [{"ix_video_files_title_gin"}],
+                [{"ix_video_files_created_at"}, {"ix_video_files_title_gin"}],
             ),
         ]
         failures = []

@@ -8,8 +8,9 @@ their relations eagerly loaded (``selectinload``), so no lazy load fires after t
 Pagination: lists are ordered newest first by ``(created_at, id)``; ``id`` breaks ties, so the
 order is total and stable even when a bulk load gave thousands of rows the same timestamp.
 Pass ``after=page.next_cursor`` (keyset: the cost does not grow with the page number) or
-``offset=`` (the PRD's offset/limit; its cost grows with the offset). The plan each query is
-meant to use is listed in `INTENDED_INDEXES` and checked by the tests with ``EXPLAIN``.
+``offset=`` (the PRD's offset/limit; its cost grows with the offset). Each function names the
+index it is meant to be planned on; tests/test_queries.py checks that with ``EXPLAIN`` on a
+generated archive.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -523,21 +524,27 @@ async def count_hand_clips_of_tag(
 
 
 @asynccontextmanager
-async def _custom_plans(conn: AsyncConnection, *, serial: bool = False) -> AsyncIterator[None]:
+async def _custom_plans(
+    conn: AsyncConnection, *, serial: bool = False, extra: Mapping[str, str] | None = None
+) -> AsyncIterator[None]:
     """Plan the statements of the block for their actual parameters, then restore the settings.
 
     asyncpg prepares every statement, and after five runs PostgreSQL may switch to one generic
     plan for all parameters. For the queries whose best plan depends on the value (a rare tag
     vs. the most common one, a rare word vs. "river") that generic plan is the slow one, so
     these run with ``plan_cache_mode = force_custom_plan`` (and, for searches, no parallel
-    workers: a parallel bitmap scan over every match is what the candidate window avoids).
-    The settings are transaction-local and put back afterwards, so the caller's later
-    statements run as before. If the block fails the transaction is aborted anyway and the
-    settings go with it. Inside an open transaction the settings go straight through the
-    asyncpg connection: a statement through SQLAlchemy costs more than the query it guards.
+    workers: a parallel bitmap scan over every match is what the candidate window avoids;
+    ``extra`` adds more). The settings are transaction-local and put back afterwards, so the
+    caller's later statements run as before. If the block fails the transaction is aborted
+    anyway and the settings go with it. Inside an open transaction the settings go straight
+    through the asyncpg connection: a statement through SQLAlchemy costs more than the query
+    it guards.
     """
-    names = ["plan_cache_mode", *(["max_parallel_workers_per_gather"] if serial else [])]
-    values = ["force_custom_plan", *(["0"] if serial else [])]
+    wanted = {"plan_cache_mode": "force_custom_plan"}
+    if serial:
+        wanted["max_parallel_workers_per_gather"] = "0"
+    wanted.update(extra or {})
+    names, values = list(wanted), list(wanted.values())
     read = ", ".join(f"current_setting('{n}')" for n in names)
     write = ", ".join(f"set_config('{n}', ${i + 1}, true)" for i, n in enumerate(names))
     driver = (await conn.get_raw_connection()).driver_connection
@@ -589,9 +596,35 @@ class HandClipHit:
     rank: float
 
 
-# The candidate window: the newest matches (created_at index backwards, checking @@ on the
-# stored vector, for common words; the GIN index for rare ones: the planner picks by the
-# word's frequency), then ts_rank over those only. MATERIALIZED keeps the ranking outside.
+SEARCH_SCAN = 40_000
+"""How many of the newest rows a search reads before it asks the GIN index instead."""
+
+# Step 1, the recent window: walk the created_at index backwards over at most SEARCH_SCAN rows,
+# checking @@ on the stored vector, and stop at the `candidates` newest matches. For any word
+# found in more than candidates / SEARCH_SCAN of the rows (1.25 % at the defaults) this finds
+# them all, reading about candidates / share rows. No estimate is involved: the planner's
+# guess for phrases and ANDs of words that occur together ("seven-deuce", "featured stream")
+# is off by a hundred times, and with it it fetched every one of 60,000 matches.
+_RECENT_SQL = """
+WITH candidates AS MATERIALIZED (
+    SELECT {columns}, vector FROM (
+        SELECT {columns}, {vector} AS vector
+        FROM pokervod.{table}{where_live}
+        ORDER BY created_at DESC, id DESC
+        LIMIT :scan
+    ) recent
+    WHERE vector @@ websearch_to_tsquery('english', :q)
+    ORDER BY created_at DESC, id DESC
+    LIMIT :candidates
+)
+SELECT {columns}, ts_rank(vector, websearch_to_tsquery('english', :q)) AS rank,
+       (SELECT count(*) FROM candidates) AS found
+FROM candidates
+ORDER BY rank DESC, created_at DESC, id DESC
+LIMIT :limit
+"""
+# Step 2, only when step 1 found fewer than `candidates`: the word is rare, so the GIN index
+# (forced: plain index and sequential scans off) returns its few matches cheaply.
 _SEARCH_SQL = """
 WITH candidates AS MATERIALIZED (
     SELECT {columns}, {vector} AS vector
@@ -605,6 +638,7 @@ FROM candidates
 ORDER BY rank DESC, created_at DESC, id DESC
 LIMIT :limit
 """
+_ONLY_BITMAP = {"enable_indexscan": "off", "enable_seqscan": "off"}
 
 
 def _clean_query(q: str) -> str:
@@ -619,7 +653,7 @@ def _clean_query(q: str) -> str:
 
 async def _search(
     session: AsyncSession,
-    sql: str,
+    sql: tuple[str, str],
     q: str,
     *,
     limit: int,
@@ -632,15 +666,24 @@ async def _search(
     q = _clean_query(q)
     if not q.strip():
         return []
+    recent_sql, gin_sql = sql
+    params = {"q": q, "candidates": candidates, "limit": limit, "scan": SEARCH_SCAN}
     conn = await session.connection()
     async with _custom_plans(conn, serial=True):
-        result = await conn.execute(text(sql), {"q": q, "candidates": candidates, "limit": limit})
-        return result.all()
+        rows = (await conn.execute(text(recent_sql), params)).all()
+        if rows and rows[0][-1] >= candidates:
+            return [row[:-1] for row in rows]
+        async with _custom_plans(conn, serial=True, extra=_ONLY_BITMAP):
+            return (await conn.execute(text(gin_sql), params)).all()
 
 
-def _search_sql(table: str, vector: str, columns: str, include_deleted: bool) -> str:
+def _search_sql(table: str, vector: str, columns: str, include_deleted: bool) -> tuple[str, str]:
     live = "" if include_deleted else "\n      AND deleted_at IS NULL"
-    return _SEARCH_SQL.format(table=table, vector=vector, columns=columns, live=live)
+    where_live = "" if include_deleted else "\n        WHERE deleted_at IS NULL"
+    return (
+        _RECENT_SQL.format(table=table, vector=vector, columns=columns, where_live=where_live),
+        _SEARCH_SQL.format(table=table, vector=vector, columns=columns, live=live),
+    )
 
 
 _VIDEO_SEARCH = {
