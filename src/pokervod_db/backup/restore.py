@@ -6,7 +6,7 @@ schema aside (`load`). After the commit the old schema is dropped in a separate,
 transaction with a lock timeout: dropping it inside the restore transaction would make the
 commit wait for every reader still holding a table of the old schema, and while it waited every
 new reader would queue behind it. If a long reader makes the drop time out, the old schema stays
-(named ``pokervod_old_…``, invisible to the application) and the next restore or backup drops it.
+(named ``pokervod_old_…``, invisible to the application) and the next restore drops it.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -75,7 +76,9 @@ def find_tools(settings: Settings) -> PgTools:
     else:
         from pokervod_db import embedded
 
-        bin_dir = embedded.bin_dir()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            bin_dir = embedded.bin_dir()
     for program in ("pg_dump", "pg_restore", "psql"):
         if not os.access(bin_dir / program, os.X_OK):
             raise ConfigurationError(
@@ -86,7 +89,8 @@ def find_tools(settings: Settings) -> PgTools:
     match = _VERSION.search(version)
     if match is None:
         raise ConfigurationError(f"cannot read the version of {bin_dir / 'pg_dump'}: {version!r}")
-    return PgTools(bin_dir=bin_dir, major=int(match.group(1)), version=version.split()[-1])
+    major, minor = int(match.group(1)), match.group(2)
+    return PgTools(bin_dir=bin_dir, major=major, version=f"{major}.{minor or 0}")
 
 
 @cache
