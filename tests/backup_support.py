@@ -136,7 +136,7 @@ def wait_for(marker: Path, process: subprocess.Popen[bytes], timeout: float = 60
     deadline = time.monotonic() + timeout
     while not marker.exists():
         if process.poll() is not None:
-            out, err = process.communicate()
+            _out, err = process.communicate()
             raise AssertionError(f"child ended before the pause: {err.decode()[-2000:]}")
         if time.monotonic() > deadline:
             process.kill()
@@ -144,19 +144,19 @@ def wait_for(marker: Path, process: subprocess.Popen[bytes], timeout: float = 60
         time.sleep(0.05)
 
 
-def wait_no_clients(settings: Settings, application_prefix: str, timeout: float = 15.0) -> None:
-    """Wait until no session of our children is connected (they die with their parent)."""
+def wait_no_clients(settings: Settings, timeout: float = 15.0) -> None:
+    """Wait until no backup or restore session is connected (our children die with us)."""
     deadline = time.monotonic() + timeout
     with connect(settings, autocommit=True) as conn:
         while True:
-            n = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s",
-                (application_prefix + "%",),
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+                "'pokervod-db backup%' OR application_name LIKE 'pokervod-db restore%'"
             ).fetchone()
-            if n is not None and n[0] == 0:
+            if row is not None and row[0] == 0:
                 return
             if time.monotonic() > deadline:
-                raise AssertionError(f"{n[0] if n else '?'} {application_prefix} sessions remain")
+                raise AssertionError(f"{row[0] if row else '?'} backup/restore sessions remain")
             time.sleep(0.1)
 
 

@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import zstandard
 
@@ -94,24 +94,26 @@ class Feeder:
 
     def _run(self) -> None:
         raw = self._path.open("rb")
-        closers: list[Any] = [raw]
         try:
-            source: Any = raw
+            decompressor = None
             if self._kind is ArchiveKind.CUSTOM_ZSTD:
-                source = zstandard.ZstdDecompressor().stream_reader(raw, read_size=CHUNK)
-                closers.insert(0, source)
-            while chunk := source.read(CHUNK):
-                self._sink.write(chunk)
-                self.bytes_read = raw.tell()
+                decompressor = zstandard.ZstdDecompressor().decompressobj()
+            while chunk := raw.read(CHUNK):
+                self.bytes_read += len(chunk)
+                data = chunk if decompressor is None else decompressor.decompress(chunk)
+                if data:
+                    self._sink.write(data)
                 if self._on_bytes is not None:
                     self._on_bytes(self.bytes_read)
+            if decompressor is not None and not decompressor.eof:
+                # zstd's own frame checksum catches a changed byte; this catches a cut file.
+                raise ValueError("the zstd stream ends early: the archive is truncated")
         except BrokenPipeError:
             self.broken_pipe = True
         except BaseException as exc:  # reported by the caller after join()
             self.error = exc
         finally:
-            for closer in closers:
-                closer.close()
+            raw.close()
             try:
                 self._sink.close()
             except BrokenPipeError:
