@@ -230,3 +230,30 @@ async def test_backup_verify_restore_on_postgresql_15(tmp_path: Path) -> None:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{settings.url().database}" WITH (FORCE)')
+
+
+async def test_restore_of_an_older_revision_says_upgrade_is_needed(filled: Settings) -> None:
+    from pokervod_db import migrate
+
+    migrate.downgrade(filled, "-1")
+    older = backup.create_backup(filled)
+    migrate.upgrade(filled)
+    result = backup.restore_backup(filled, archive=older.file, safety_backup=False)
+    assert result.revision == older.revision != result.head_revision
+    assert result.upgrade_needed and migrate.current(filled) == older.revision
+
+
+async def test_verify_without_createdb_fails_clearly(filled: Settings, tmp_path: Path) -> None:
+    made = backup.create_backup(filled)
+    role = f"nocreatedb_{tmp_path.name[-6:]}".lower().replace("-", "_")
+    with connect(filled, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw' NOCREATEDB")
+    try:
+        url = filled.url().set(username=role, password="pw")
+        limited = filled.with_url(url)
+        with pytest.raises(BackupError, match="needs CREATEDB"):
+            backup.verify_backup(limited, made.file)
+        assert not backup.list_backups(filled)[0].verified
+    finally:
+        with connect(filled, autocommit=True) as conn:
+            conn.execute(f"DROP ROLE {role}")

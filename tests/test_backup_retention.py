@@ -126,3 +126,14 @@ def test_incomplete_entries_are_listed_with_their_problem_and_never_pruned(
 def test_prune_refuses_to_keep_nothing(tmp_path: Path) -> None:
     with pytest.raises(BackupError, match="keep at least one day or week"):
         prune_backups(_settings(tmp_path), keep_daily=0, keep_weekly=0)
+
+
+def test_age_of_the_newest_verified_backup(tmp_path: Path) -> None:
+    from pokervod_db.backup import newest_verified_age_s
+
+    settings = _settings(tmp_path)
+    assert newest_verified_age_s(settings, now=NOW) is None
+    _fake(tmp_path, NOW - timedelta(days=3), verified=True)
+    _fake(tmp_path, NOW - timedelta(days=1), verified=False)
+    _fake(tmp_path, NOW - timedelta(hours=1))
+    assert newest_verified_age_s(settings, now=NOW) == timedelta(days=3).total_seconds()

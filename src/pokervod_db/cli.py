@@ -305,12 +305,23 @@ def backup_verify(
 
 @backup_app.command("list")
 def backup_list(
+    remote: bool = typer.Option(False, "--remote", help="List the copies in BACKUP_S3_BUCKET."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """List the backups in BACKUP_DIR, newest first."""
-    from pokervod_db.backup import list_backups
+    """List the backups in BACKUP_DIR (or the bucket), newest first."""
+    from pokervod_db.backup import list_backups, storage
 
     settings = _settings()
+    if remote:
+        if not storage.configured(settings):
+            raise PokervodDBError("BACKUP_S3_BUCKET is not set: there is no bucket to list")
+        names = [n.removesuffix(".manifest.json") for n in storage.list_remote(settings)]
+        if as_json:
+            print_json({"bucket": settings.backup_s3_bucket, "backups": names})
+        else:
+            for name in names:
+                console.print(name, markup=False)
+        return
     backups = list_backups(settings)
     if as_json:
         print_json(

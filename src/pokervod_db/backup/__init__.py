@@ -13,6 +13,7 @@ from pokervod_db.backup.retention import (
     PruneResult,
     list_backups,
     newest_verified,
+    newest_verified_age_s,
     prune_backups,
 )
 from pokervod_db.backup.verify import VerifyResult, verify_backup
@@ -32,6 +33,7 @@ __all__ = [
     "create_backup",
     "list_backups",
     "newest_verified",
+    "newest_verified_age_s",
     "prune_backups",
     "restore_backup",
     "verify_backup",

@@ -108,6 +108,19 @@ def newest_verified(backups: list[BackupInfo]) -> BackupInfo | None:
     return next((b for b in backups if b.complete and b.verified), None)
 
 
+def newest_verified_age_s(
+    settings: Settings, *, backup_dir: Path | None = None, now: datetime | None = None
+) -> float | None:
+    """Seconds since the newest verified backup was taken (None when none is verified).
+
+    For the health report: an old value means verification stopped running, or failing.
+    """
+    found = newest_verified(list_backups(settings, backup_dir=backup_dir))
+    if found is None or found.started_at is None:
+        return None
+    return ((now or datetime.now(UTC)) - found.started_at).total_seconds()
+
+
 @dataclass
 class PruneResult:
     kept: list[BackupInfo]
