@@ -1,8 +1,11 @@
-"""Query monitoring (PRD 12): statement logging switched by settings and slow-query detection.
+"""Query monitoring (PRD 12): statement logging switched by settings, slow-query detection and
+the server's top statements.
 
-The PRD's sketch stores the start time on the execution context; we do the same with
-``time.perf_counter`` and keep per-engine counters that the health report and tests read.
+The PRD's sketch stores the start time on the execution context; we keep it on the connection
+with ``time.perf_counter`` and keep per-engine counters that the health report and tests read.
 Statements are logged shortened and without parameter values (they may hold personal data).
+``DB_ECHO=true`` logs every statement on ``pokervod_db.query``; slow ones (``DB_SLOW_QUERY_MS``,
+500 ms by default) are logged on ``pokervod_db.slow_query`` whatever the setting.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, event
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Engine, event, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pokervod_db.settings import Settings
 
@@ -52,6 +56,18 @@ class QueryStats:
             self.recent_slow.append((elapsed_ms, short))
             del self.recent_slow[:-20]
             slow_log.warning("slow query (%.1f ms): %s", elapsed_ms, short)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``threshold_ms, queries, slow_queries, slowest_ms, recent_slow: [{ms, statement}]``."""
+        return {
+            "threshold_ms": self.threshold_ms,
+            "queries": self.queries,
+            "slow_queries": self.slow_queries,
+            "slowest_ms": round(self.slowest_ms, 3),
+            "recent_slow": [
+                {"ms": round(ms, 3), "statement": statement} for ms, statement in self.recent_slow
+            ],
+        }
 
 
 def install_query_monitor(engine: AsyncEngine, settings: Settings) -> QueryStats:
@@ -91,3 +107,96 @@ def install_query_monitor(engine: AsyncEngine, settings: Settings) -> QueryStats
 def query_stats(engine: AsyncEngine) -> QueryStats | None:
     """The counters installed on ``engine`` by `install_query_monitor`, if any."""
     return _STATS.get(engine.sync_engine)
+
+
+# --- pg_stat_statements ------------------------------------------------------------------------
+
+
+@dataclass
+class StatementStat:
+    """One normalised statement (literals replaced by $n by the server) and its totals."""
+
+    query: str
+    calls: int
+    total_ms: float
+    mean_ms: float
+    max_ms: float
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TopStatements:
+    """The statements of this database with the most total execution time, when available."""
+
+    available: bool
+    statements: list[StatementStat] = field(default_factory=list)
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "available": self.available,
+            "note": self.note,
+            "statements": [s.to_dict() for s in self.statements],
+        }
+
+
+async def top_statements(conn: AsyncConnection, limit: int = 10) -> TopStatements:
+    """Top ``limit`` statements by total time from ``pg_stat_statements`` (empty, with a note,
+    when the extension is not installed in this database or not preloaded by the server)."""
+    schema = (
+        await conn.execute(
+            text(
+                "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+                "WHERE e.extname = 'pg_stat_statements'"
+            )
+        )
+    ).scalar()
+    if schema is None:
+        return TopStatements(
+            available=False,
+            note="pg_stat_statements is not installed in this database "
+            "(CREATE EXTENSION pg_stat_statements; the server must preload it)",
+        )
+    preload = str(
+        (await conn.execute(text("SELECT current_setting('shared_preload_libraries')"))).scalar()
+    )
+    if "pg_stat_statements" not in preload:
+        return TopStatements(
+            available=False,
+            note="pg_stat_statements is installed but not loaded: add it to "
+            "shared_preload_libraries and restart the server",
+        )
+    quoted = '"' + str(schema).replace('"', '""') + '"'
+    try:
+        async with conn.begin_nested():
+            rows = (
+                await conn.execute(
+                    text(
+                        f"SELECT query, calls, total_exec_time, mean_exec_time, max_exec_time, rows "
+                        f"FROM {quoted}.pg_stat_statements "
+                        f"WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                        f"ORDER BY total_exec_time DESC LIMIT :limit"
+                    ),
+                    {"limit": limit},
+                )
+            ).all()
+    except DBAPIError as exc:
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        return TopStatements(available=False, note=f"pg_stat_statements unreadable: {first}")
+    return TopStatements(
+        available=True,
+        statements=[
+            StatementStat(
+                query=shorten(str(r[0])),
+                calls=int(r[1]),
+                total_ms=round(float(r[2]), 3),
+                mean_ms=round(float(r[3]), 3),
+                max_ms=round(float(r[4]), 3),
+                rows=int(r[5]),
+            )
+            for r in rows
+        ],
+    )

@@ -1,0 +1,577 @@
+"""Agent events: their types, the in-process bus, and delivery to other processes.
+
+An `Event` is published in-process on an `EventBus` and, when it reports work, stored in
+``pokervod.agent_events`` by `store_event` in the transaction of that work, with a ``NOTIFY`` on
+`CHANNEL`. PostgreSQL delivers the notification at commit, so other processes hear only about
+committed work; `listen` reads the table on each notification and catches up by id after a
+restart (at-least-once across runs, in id order, never twice within one run).
+
+Ids come from an identity sequence and are assigned at insert time, not commit time, so a
+transaction holding id 10 may commit after one holding id 11. A reader that moved past 11 would
+never see 10. Comparing the writer's transaction id with the snapshot's xmin is not enough either:
+a transaction that started earlier may take a larger id later. `listen` therefore uses a
+*horizon*: every writer takes a shared transaction-level advisory lock before it draws an id;
+the reader notes the last id drawn so far and the writers holding the lock at that moment, and
+treats ids up to that value as final only once all those writers have ended. Events are delivered
+up to the horizon only. Writers never wait for each other (the lock is shared), and only
+transactions that store events delay delivery, never unrelated long transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import PurePath
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from pokervod_db import embedded
+from pokervod_db.errors import DatabaseUnavailableError, MigrationError
+from pokervod_db.settings import SCHEMA, Settings
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "pokervod_events"
+"""The ``LISTEN``/``NOTIFY`` channel; the payload is the stored event's id only (NOTIFY is
+limited to 8000 bytes, the table holds the event)."""
+
+ALL = "*"
+"""Subscribe to this to receive every event."""
+
+# The shared advisory lock every event writer holds until its transaction ends ("pokevnts").
+EVENT_WRITER_LOCK_KEY = 0x706F6B65766E7473
+
+
+class EventType(StrEnum):
+    """Event types of block G. Other blocks may use their own strings (``"nas.scan.completed"``)."""
+
+    DB_MIGRATION_COMPLETED = "db.migration.completed"
+    DB_BACKUP_COMPLETED = "db.backup.completed"
+    DB_RESTORE_COMPLETED = "db.restore.completed"
+    DB_HEALTH_CHANGED = "db.health.changed"
+    SYSTEM_ERROR = "system.error"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | PurePath | Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def to_json(value: Any) -> str:
+    """JSON text of an event, payload or result (datetimes as ISO 8601, UUIDs and paths as text)."""
+    return json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(str(value))
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened, as published on the bus and stored in ``agent_events``.
+
+    ``payload`` is normalised to plain JSON values on creation, so an event always survives a
+    trip through JSON or the database unchanged. ``id`` is the stored sequence id (None until
+    stored); ``event_id`` identifies the event everywhere, also before it is stored.
+    """
+
+    type: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    source_block: str = "unknown"
+    timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+    correlation_id: uuid.UUID | None = None
+    parent_event_id: uuid.UUID | None = None
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.timestamp.tzinfo is None or self.timestamp.utcoffset() is None:
+            raise ValueError("Event.timestamp must be timezone-aware")
+        known = {t.value: t for t in EventType}
+        object.__setattr__(self, "type", known.get(str(self.type), str(self.type)))
+        object.__setattr__(self, "payload", json.loads(to_json(dict(self.payload))))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: ``type, payload, timestamp, source_block, correlation_id, id, event_id,
+        parent_event_id`` (timestamps ISO 8601, ids as text, ``id`` an integer or null)."""
+        return {
+            "type": str(self.type),
+            "payload": dict(self.payload),
+            "timestamp": self.timestamp.isoformat(),
+            "source_block": self.source_block,
+            "correlation_id": str(self.correlation_id) if self.correlation_id else None,
+            "id": self.id,
+            "event_id": str(self.event_id),
+            "parent_event_id": str(self.parent_event_id) if self.parent_event_id else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        """The inverse of `to_dict` (also accepts ``datetime`` and `uuid.UUID` values)."""
+        timestamp = data["timestamp"]
+        if not isinstance(timestamp, datetime):
+            timestamp = datetime.fromisoformat(str(timestamp))
+        event_id = _uuid_or_none(data.get("event_id"))
+        raw_id = data.get("id")
+        return cls(
+            type=str(data["type"]),
+            payload=data.get("payload") or {},
+            source_block=str(data.get("source_block") or "unknown"),
+            timestamp=timestamp,
+            correlation_id=_uuid_or_none(data.get("correlation_id")),
+            parent_event_id=_uuid_or_none(data.get("parent_event_id")),
+            event_id=event_id or uuid.uuid4(),
+            id=int(raw_id) if raw_id is not None else None,
+        )
+
+
+Handler = Callable[[Event], Awaitable[None] | None]
+
+
+class EventBus:
+    """In-process publish/subscribe with concurrent handlers and a bounded history.
+
+    A handler that raises is logged and reported as a ``system.error`` event; the emitter and the
+    other handlers carry on. A failing ``system.error`` handler is only logged (no loop).
+    """
+
+    def __init__(self, *, history_size: int = 1000) -> None:
+        self._handlers: defaultdict[str, list[Handler]] = defaultdict(list)
+        self._history: deque[Event] = deque(maxlen=history_size)
+
+    def subscribe(self, event_type: str, handler: Handler) -> Callable[[], None]:
+        """Call ``handler`` for events of ``event_type`` (or `ALL`); returns an unsubscriber."""
+        self._handlers[str(event_type)].append(handler)
+
+        def unsubscribe() -> None:
+            self.unsubscribe(event_type, handler)
+
+        return unsubscribe
+
+    def unsubscribe(self, event_type: str, handler: Handler) -> bool:
+        """Remove a subscription; False if it was not there."""
+        handlers = self._handlers.get(str(event_type), [])
+        if handler in handlers:
+            handlers.remove(handler)
+            return True
+        return False
+
+    def history(self, event_type: str | None = None) -> list[Event]:
+        """The most recent events, oldest first (optionally of one type)."""
+        return [e for e in self._history if event_type is None or e.type == event_type]
+
+    async def emit(self, event: Event) -> None:
+        """Run every matching handler concurrently and wait for them all."""
+        self._history.append(event)
+        handlers = [*self._handlers.get(str(event.type), ()), *self._handlers.get(ALL, ())]
+        if not handlers:
+            return
+        results = await asyncio.gather(
+            *(self._call(h, event) for h in handlers), return_exceptions=True
+        )
+        for handler, result in zip(handlers, results, strict=True):
+            if isinstance(result, Exception | asyncio.CancelledError):
+                await self._report(handler, event, result)
+            elif isinstance(result, BaseException):
+                raise result
+
+    @staticmethod
+    async def _call(handler: Handler, event: Event) -> None:
+        result = handler(event)
+        if inspect.isawaitable(result):
+            await result
+
+    async def _report(self, handler: Handler, event: Event, error: BaseException) -> None:
+        name = getattr(handler, "__qualname__", repr(handler))
+        log.error(
+            "event handler %s failed on %s: %s",
+            name,
+            event.type,
+            error,
+            exc_info=(type(error), error, error.__traceback__),
+        )
+        if event.type == EventType.SYSTEM_ERROR:
+            return
+        await self.emit(
+            Event(
+                type=EventType.SYSTEM_ERROR,
+                payload={
+                    "operation": "event handler",
+                    "handler": name,
+                    "event_type": str(event.type),
+                    "event_id": str(event.event_id),
+                    "error": str(error) or type(error).__name__,
+                    "error_type": type(error).__name__,
+                },
+                source_block=event.source_block,
+                correlation_id=event.correlation_id,
+                parent_event_id=event.event_id,
+            )
+        )
+
+
+# --- durable storage --------------------------------------------------------------------------
+
+_LOCK_AND_XID = text(
+    "SELECT pg_advisory_xact_lock_shared(:key)::text, (pg_current_xact_id()::text)::bigint"
+)
+_INSERT = text(
+    f"WITH ins AS ("
+    f" INSERT INTO {SCHEMA}.agent_events"
+    f" (event_id, type, payload, source_block, correlation_id, parent_event_id, txid, created_at)"
+    f" VALUES (:event_id, :type, CAST(:payload AS jsonb), :source_block, :correlation_id,"
+    f" :parent_event_id, :txid, :created_at) RETURNING id)"
+    f" SELECT id, pg_notify(:channel, id::text)::text FROM ins"
+)
+
+
+async def store_event(executor: AsyncSession | AsyncConnection, event: Event) -> Event:
+    """Insert ``event`` and queue its ``NOTIFY`` in the caller's transaction; returns it with ``id``.
+
+    Nothing is visible to other processes until the caller commits (the work and the event
+    commit together, or neither). Publish on the in-process bus only after that commit.
+    """
+    # The lock and the transaction id come first, before the identity draws the id: `listen`
+    # relies on every writer of an id being visible as a lock holder (see the module doc).
+    row = (await executor.execute(_LOCK_AND_XID, {"key": EVENT_WRITER_LOCK_KEY})).one()
+    stored_id = (
+        await executor.execute(
+            _INSERT,
+            {
+                "event_id": event.event_id,
+                "type": str(event.type),
+                "payload": to_json(dict(event.payload)),
+                "source_block": event.source_block,
+                "correlation_id": event.correlation_id,
+                "parent_event_id": event.parent_event_id,
+                "txid": int(row[1]),
+                "created_at": event.timestamp,
+                "channel": CHANNEL,
+            },
+        )
+    ).scalar_one()
+    return replace(event, id=int(stored_id))
+
+
+# --- ids across a restore ---------------------------------------------------------------------
+
+_SEQUENCE = f"pg_get_serial_sequence('{SCHEMA}.agent_events', 'id')"
+
+
+def last_event_id(conn: Connection) -> int:
+    """The last event id drawn in this database (0 if none); read it before a restore."""
+    value = conn.execute(
+        text(f"SELECT coalesce(pg_sequence_last_value({_SEQUENCE}::regclass), 0)")
+    ).scalar_one()
+    return int(value)
+
+
+def keep_event_ids_after(conn: Connection, last_id: int) -> int:
+    """After a restore, make new event ids continue above ``last_id`` (read before it).
+
+    A restore brings back the identity sequence of the backup; without this, new events would
+    reuse ids that listeners have already passed, and they would never see them. Returns the
+    sequence value now in force. The caller commits.
+    """
+    value = conn.execute(
+        text(
+            f"SELECT setval({_SEQUENCE}, greatest(:last, "
+            f"coalesce(pg_sequence_last_value({_SEQUENCE}::regclass), 0), "
+            f"(SELECT coalesce(max(id), 0) FROM {SCHEMA}.agent_events), 1))"
+        ),
+        {"last": last_id},
+    ).scalar_one()
+    return int(value)
+
+
+# --- cross-process delivery -------------------------------------------------------------------
+
+_SEQUENCE_VALUE = f"SELECT coalesce(pg_sequence_last_value({_SEQUENCE}::regclass), 0)"
+_WRITERS = (
+    "SELECT coalesce(array_agg(virtualtransaction), '{}'), pg_current_snapshot()::text, "
+    "coalesce(array_agg(pid), '{}') FROM pg_locks "
+    "WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND ((classid::bigint << 32) | objid::bigint) = $1"
+)
+_COLUMNS = (
+    "id, event_id, type, payload::text, source_block, correlation_id, parent_event_id, created_at"
+)
+_RANGE = (
+    f"SELECT {_COLUMNS} FROM {SCHEMA}.agent_events "
+    f"WHERE id > $1 AND id <= $2 AND ($3::text[] IS NULL OR type = ANY($3::text[])) "
+    f"ORDER BY id LIMIT $4"
+)
+# Rows with ids below the start point whose writer was still running when the listener started.
+_IN_FLIGHT_AT_START = (
+    f"SELECT {_COLUMNS} FROM {SCHEMA}.agent_events "
+    f"WHERE id <= $1 AND NOT pg_visible_in_snapshot(txid::text::xid8, $2::text::pg_snapshot) "
+    f"AND ($3::text[] IS NULL OR type = ANY($3::text[])) ORDER BY id"
+)
+_BATCH = 500
+_MAX_MARKS = 64
+_STALL_WARNING_S = 60.0
+
+
+def _event_from_row(row: Any) -> Event:
+    return Event(
+        type=row["type"],
+        payload=json.loads(row["payload"]),
+        source_block=row["source_block"],
+        timestamp=row["created_at"],
+        correlation_id=row["correlation_id"],
+        parent_event_id=row["parent_event_id"],
+        event_id=row["event_id"],
+        id=int(row["id"]),
+    )
+
+
+@dataclass
+class _Mark:
+    """Ids up to ``seq`` are final once none of ``writers`` (virtual xids) holds the lock."""
+
+    seq: int
+    writers: frozenset[str]
+
+
+@dataclass
+class _Cursor:
+    """What one listener has delivered and what it is waiting for."""
+
+    last_seen: int | None
+    types: list[str] | None
+    marks: list[_Mark] = field(default_factory=list)
+    start: tuple[int, str] | None = None  # (first sequence value, snapshot) for since_id=None
+    waiting_since: float | None = None
+    warned: bool = False
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self.marks)
+
+    def wait_interval(self, poll_interval: float) -> float:
+        """Poll fast for a few seconds while a writer runs (a rollback sends no notification)."""
+        if self.waiting_since is None:
+            return poll_interval
+        fast = time.monotonic() - self.waiting_since < 5.0
+        return min(0.2, poll_interval) if fast else poll_interval
+
+    async def deliver(self, conn: Any) -> AsyncIterator[Event]:
+        """One poll: advance the horizon and yield the events up to it, in id order."""
+        seq = int(await conn.fetchval(_SEQUENCE_VALUE))
+        writers_row = await conn.fetchrow(_WRITERS, EVENT_WRITER_LOCK_KEY)
+        writers = frozenset(writers_row[0])
+        if self.last_seen is None:
+            # "From now": ids drawn so far are the past, except those whose writer has not
+            # committed yet; the snapshot tells them apart when they become final.
+            self.last_seen = seq
+            if writers:
+                self.start = (seq, str(writers_row[1]))
+        if self.marks and self.marks[-1].writers == writers:
+            self.marks[-1] = _Mark(seq, writers)
+        else:
+            self.marks.append(_Mark(seq, writers))
+        if len(self.marks) > _MAX_MARKS:
+            # Merging two marks only makes the older one wait longer: still correct.
+            first, second = self.marks[0], self.marks[1]
+            self.marks[:2] = [_Mark(second.seq, first.writers | second.writers)]
+        ready = [m for m in self.marks if not (m.writers & writers)]
+        self.marks = [m for m in self.marks if m.writers & writers]
+        self._watch_stall(writers_row[2])
+        if not ready:
+            return
+        horizon = max(m.seq for m in ready)
+        if self.start is not None:
+            start_seq, snapshot = self.start
+            self.start = None
+            for row in await conn.fetch(_IN_FLIGHT_AT_START, start_seq, snapshot, self.types):
+                yield _event_from_row(row)
+        while self.last_seen < horizon:
+            rows = await conn.fetch(_RANGE, self.last_seen, horizon, self.types, _BATCH)
+            for row in rows:
+                self.last_seen = int(row["id"])
+                yield _event_from_row(row)
+            if len(rows) < _BATCH:
+                self.last_seen = horizon
+
+    def _watch_stall(self, pids: list[int]) -> None:
+        if not self.marks:
+            self.waiting_since, self.warned = None, False
+            return
+        now = time.monotonic()
+        if self.waiting_since is None:
+            self.waiting_since = now
+        elif not self.warned and now - self.waiting_since > _STALL_WARNING_S:
+            self.warned = True
+            log.warning(
+                "event delivery after id %s is held back by transactions that stored events "
+                "and are still open after %.0f s (server pids %s); it resumes when they end",
+                self.last_seen,
+                now - self.waiting_since,
+                ", ".join(str(p) for p in sorted(set(pids))),
+            )
+
+
+_RETRYABLE: tuple[type[BaseException], ...] = (OSError, TimeoutError, ConnectionError)
+
+
+def _retryable() -> tuple[type[BaseException], ...]:
+    return (
+        *_RETRYABLE,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
+    )
+
+
+async def _connect(settings: Settings, application_name: str) -> Any:
+    return await asyncpg.connect(
+        dsn=settings.libpq_url(),
+        timeout=settings.connect_timeout,
+        server_settings={"application_name": application_name},
+    )
+
+
+def _waker(flag: asyncio.Event) -> Callable[..., None]:
+    return lambda *_: flag.set()
+
+
+def _table_missing(exc: BaseException) -> bool:
+    return getattr(exc, "sqlstate", None) in {"42P01", "3F000"}
+
+
+async def listen(
+    settings: Settings,
+    *,
+    since_id: int | None = None,
+    types: Collection[str] | None = None,
+    poll_interval: float = 2.0,
+    max_backoff: float = 10.0,
+    application_name: str = "pokervod-db events",
+    on_connected: Callable[[int], object] | None = None,
+) -> AsyncIterator[Event]:
+    """Yield stored events as other processes commit them, forever, in id order.
+
+    ``since_id`` replays what was stored after that id first (None: only events committed from
+    now on). The listener reads the table on each notification, at start and every
+    ``poll_interval`` seconds (the safety net); when its connection drops it reconnects with a
+    backoff of at most ``max_backoff`` seconds and carries on from the last delivered id. Keep
+    the last ``id`` you processed and pass it as ``since_id`` to resume after a restart.
+    ``on_connected(last_id)`` is called after each (re)connection's first read: from then on,
+    every committed event will be delivered.
+    """
+    settings = await asyncio.to_thread(embedded.start, settings)
+    cursor = _Cursor(last_seen=since_id, types=sorted({str(t) for t in types}) if types else None)
+    retryable = _retryable()
+    connected_once = False
+    backoff = 0.25
+    while True:
+        conn: Any = None
+        try:
+            conn = await _connect(settings, application_name)
+            wake = asyncio.Event()
+            await conn.add_listener(CHANNEL, _waker(wake))
+            conn.add_termination_listener(_waker(wake))
+            if connected_once:
+                log.warning("event listener reconnected; resuming after id %s", cursor.last_seen)
+            connected_once = True
+            backoff = 0.25
+            first = True
+            while True:
+                wake.clear()
+                async for event in cursor.deliver(conn):
+                    yield event
+                if first and on_connected is not None:
+                    on_connected(cursor.last_seen or 0)
+                first = False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), cursor.wait_interval(poll_interval))
+                if conn.is_closed():
+                    raise ConnectionError("the listener's connection was closed")
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, retryable) and connected_once:
+                log.warning("event listener lost its connection (%s); retrying", exc)
+            elif _table_missing(exc):
+                raise MigrationError(
+                    f"{SCHEMA}.agent_events does not exist in {settings.masked_url()}; "
+                    "run `pokervod-db upgrade` first"
+                ) from exc
+            else:
+                raise DatabaseUnavailableError(
+                    f"event listener failed on {settings.masked_url()}: {exc}"
+                ) from exc
+        except retryable as exc:
+            if not connected_once:
+                raise DatabaseUnavailableError(
+                    f"cannot listen for events on {settings.masked_url()}: {exc or type(exc).__name__}"
+                ) from exc
+            log.warning("event listener lost its connection (%s); retrying", exc)
+        finally:
+            if conn is not None and not conn.is_closed():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.close(), 2)
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, max_backoff)
+
+
+async def read_events(
+    settings: Settings,
+    *,
+    since_id: int = 0,
+    types: Collection[str] | None = None,
+    wait_s: float = 10.0,
+) -> list[Event]:
+    """The stored events after ``since_id`` that are final now, in id order (one-shot catch-up).
+
+    Waits at most ``wait_s`` for event writers that were running at the call to finish; what is
+    final by then is returned (the rest comes with the next call from the last returned id).
+    """
+    settings = await asyncio.to_thread(embedded.start, settings)
+    cursor = _Cursor(last_seen=since_id, types=sorted({str(t) for t in types}) if types else None)
+    try:
+        conn = await _connect(settings, "pokervod-db events")
+    except (*_retryable(), asyncpg.PostgresError) as exc:
+        raise DatabaseUnavailableError(
+            f"cannot read events from {settings.masked_url()}: {exc or type(exc).__name__}"
+        ) from exc
+    events: list[Event] = []
+    try:
+        async with asyncio.timeout(wait_s):
+            while True:
+                events.extend([e async for e in cursor.deliver(conn)])
+                if not cursor.waiting:
+                    break
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        log.warning("event writers still running after %.0f s; returning what is final", wait_s)
+    except asyncpg.PostgresError as exc:
+        if _table_missing(exc):
+            raise MigrationError(
+                f"{SCHEMA}.agent_events does not exist in {settings.masked_url()}; "
+                "run `pokervod-db upgrade` first"
+            ) from exc
+        raise DatabaseUnavailableError(f"cannot read events: {exc}") from exc
+    finally:
+        await conn.close()
+    return events
