@@ -428,6 +428,7 @@ def restore(
             markup=False,
         )
 
+
 # --- agent: status, health, stats, events ---------------------------------------------------
 
 
