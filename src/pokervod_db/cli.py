@@ -98,9 +98,14 @@ def up(
 
 
 @app.command()
-def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+def upgrade(
+    revision: str = typer.Argument("head", help="Target revision."),
+    backup_first: bool = typer.Option(
+        False, "--backup-first", help="Back up first (tagged pre-upgrade-REV); no backup, no run."
+    ),
+) -> None:
     """Upgrade the database to REVISION (default: head)."""
-    outcome = _migrate(_settings(), "upgrade", revision)
+    outcome = _migrate(_settings(), "upgrade", revision, backup_first=backup_first)
     if outcome.applied:
         console.print(
             f"upgraded {outcome.from_revision or 'base'} → {outcome.to_revision}: "
@@ -235,19 +240,18 @@ def backup(
     """Back up schema pokervod into BACKUP_DIR (when no subcommand is given)."""
     if ctx.invoked_subcommand is not None:
         return
-    from pokervod_db.backup import create_backup
-
     settings = _settings()
     result = _with_progress(
         not as_json,
-        lambda progress: create_backup(
-            settings,
-            fmt=fmt,
-            compression=compression,
-            jobs=jobs,
-            tag=tag,
-            upload=not no_upload,
-            progress=progress,
+        lambda progress: _with_agent(
+            lambda agent: agent.backup_database(
+                fmt=fmt,
+                compression=compression,
+                jobs=jobs,
+                tag=tag,
+                upload=not no_upload,
+                progress=progress,
+            )
         ),
     )
     if as_json:
@@ -269,11 +273,9 @@ def backup_verify(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Restore FILE into a scratch database and compare it with its manifest."""
-    from pokervod_db.backup import verify_backup
-
-    settings = _settings()
     result = _with_progress(
-        not as_json, lambda progress: verify_backup(settings, file, progress=progress)
+        not as_json,
+        lambda progress: _with_agent(lambda agent: agent.verify_backup(file, progress=progress)),
     )
     if as_json:
         print_json(result.to_dict())
@@ -381,7 +383,7 @@ def restore(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Replace schema pokervod with FILE's content, atomically (all old or all new data)."""
-    from pokervod_db.backup import check_archive, restore_backup
+    from pokervod_db.backup import check_archive
 
     settings = _settings()
     check = check_archive(settings, file)  # refuse a bad file before asking anything
@@ -400,8 +402,10 @@ def restore(
         )
     result = _with_progress(
         not as_json,
-        lambda progress: restore_backup(
-            settings, archive=file, safety_backup=not no_safety_backup, progress=progress
+        lambda progress: _with_agent(
+            lambda agent: agent.restore_database(
+                file, safety_backup=not no_safety_backup, progress=progress
+            )
         ),
     )
     if as_json:
@@ -448,13 +452,15 @@ def _with_agent(fn: Callable[[DatabaseAgent], Coroutine[Any, Any, T]]) -> T:
     return _run(_go)
 
 
-def _migrate(settings: Settings, direction: str, target: str) -> migrate.MigrationOutcome:
+def _migrate(
+    settings: Settings, direction: str, target: str, *, backup_first: bool = False
+) -> migrate.MigrationOutcome:
     """Migrate through the agent, so other processes receive ``db.migration.completed``."""
     _quiet_agent_log()
 
     async def _go() -> MigrationResult:
         async with DatabaseAgent(settings) as agent:
-            return await agent.run_migration(direction, target)
+            return await agent.run_migration(direction, target, backup_first=backup_first)
 
     result = _run(_go)
     if not result.success:

@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     # queues behind a migration (or the other way round) before failing with one clear line.
     backup_lock_timeout_s: float = Field(default=60.0, ge=0, alias="BACKUP_LOCK_TIMEOUT_S")
     backup_compression: str = Field(default="zstd", alias="BACKUP_COMPRESSION")
+    backup_max_verified_age_h: float = Field(default=48.0, gt=0, alias="BACKUP_MAX_VERIFIED_AGE_H")
     pg_bin_dir: Path | None = Field(default=None, alias="PG_BIN_DIR")
     backup_s3_bucket: str | None = Field(default=None, alias="BACKUP_S3_BUCKET")
     backup_s3_prefix: str = Field(default="pokervod/", alias="BACKUP_S3_PREFIX")

@@ -79,11 +79,13 @@ def load_archive(
     move_existing_to: str | None = None,
     phase: str = "restore",
     progress: ProgressFn | None = None,
+    extra_sql: str = "",
 ) -> None:
     """Load the checked archive into ``database`` (default: the settings' database) atomically.
 
     With ``move_existing_to``, the existing schema is renamed to that name in the same
-    transaction, so the swap from old to new data is a single commit. The caller holds the
+    transaction, so the swap from old to new data is a single commit. ``extra_sql`` runs in the
+    transaction after the archive's script, before the checks. The caller holds the
     maintenance lock when replacing live data.
     """
     env, conninfo = libpq_environment(
@@ -185,7 +187,8 @@ def load_archive(
         )
         # Everything arrived: let the server prove the counts, then commit. psql stops at the
         # first error (ON_ERROR_STOP), so a failed check never reaches COMMIT.
-        finished = _write(psql.stdin, (check_sql(check.manifest) + "COMMIT;\n").encode())
+        closing = extra_sql + check_sql(check.manifest) + "COMMIT;\n"
+        finished = _write(psql.stdin, closing.encode())
         try:
             psql.stdin.close()
         except BrokenPipeError:

@@ -22,11 +22,11 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from pokervod_db import embedded
+from pokervod_db import embedded, events
 from pokervod_db.backup.archive import ensure_backup_dir
 from pokervod_db.backup.checks import ArchiveCheck, inspect_archive
 from pokervod_db.backup.connection import ServerInfo, locked_connection, server_info
-from pokervod_db.backup.content import quote_ident, schema_exists, summarize
+from pokervod_db.backup.content import quote_ident, quote_literal, schema_exists, summarize
 from pokervod_db.backup.create import BackupResult, backup_locked
 from pokervod_db.backup.load import load_archive
 from pokervod_db.backup.progress import Progress, ProgressFn, report
@@ -96,6 +96,7 @@ def restore_backup(
         _check_server_version(check, info)
         drop_old_schemas(conn, settings)
         exists = schema_exists(conn)
+        last_event = _last_event_id(conn) if exists else 0
         conn.commit()
         safety: BackupResult | None = None
         if safety_backup and exists:
@@ -124,8 +125,12 @@ def restore_backup(
             move_existing_to=old,
             phase="restore",
             progress=progress,
+            extra_sql=_keep_event_ids_sql(check, last_event),
         )
         report(progress, Progress("restore: committed"))
+        if "agent_events" in check.manifest.row_counts:
+            events.keep_event_ids_after(conn, last_event)  # the documented contract of events
+            conn.commit()
         dropped = _drop_schema(conn, old, settings) if old is not None else False
         summary = summarize(conn, checksums=False)
         conn.commit()
@@ -143,6 +148,32 @@ def restore_backup(
         safety_backup=safety,
         old_schema=old,
         old_schema_dropped=dropped,
+    )
+
+
+def _last_event_id(conn: Connection) -> int:
+    """The last event id drawn before the restore (0 below revision 003, without the table)."""
+    try:
+        with conn.begin_nested():
+            return events.last_event_id(conn)
+    except DBAPIError:
+        return 0
+
+
+def _keep_event_ids_sql(check: ArchiveCheck, last_event: int) -> str:
+    """Inside the restore transaction: new event ids continue above those listeners have seen.
+
+    The restore brings back the backup's identity sequence; without this, events emitted right
+    after the commit would reuse ids that listeners already passed (see `events`).
+    """
+    if "agent_events" not in check.manifest.row_counts:
+        return ""
+    table = f"{quote_ident(SCHEMA)}.agent_events"
+    sequence = f"pg_get_serial_sequence({quote_literal(table)}, 'id')"
+    return (
+        f"SELECT setval({sequence}, greatest({int(last_event)}, "
+        f"coalesce(pg_sequence_last_value({sequence}::regclass), 0), "
+        f"(SELECT coalesce(max(id), 0) FROM {table}), 1));\n"
     )
 
 
