@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pokervod_db.settings import Settings
-from tests.backup_support import all_rows, change_data
+from tests.backup_support import ENTITY_AND_LINK_TABLES, all_rows, change_data
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def test_backup_verify_list_restore_through_the_scripts(
     backups = json.loads(listed.stdout)["backups"]
     assert [b["file"] for b in backups] == [backup_json["file"]] and backups[0]["verified"]
 
-    before = all_rows(db_settings)
+    before = all_rows(db_settings, ENTITY_AND_LINK_TABLES)
     change_data(db_settings)
     refused = _run(cli_env, CLI, "restore", backup_json["file"])
     assert refused.returncode == 1
@@ -60,7 +60,7 @@ def test_backup_verify_list_restore_through_the_scripts(
     assert restored.returncode == 0, restored.stderr
     result = json.loads(restored.stdout)
     assert result["revision"] == backup_json["revision"] and result["safety_backup"]
-    assert all_rows(db_settings) == before
+    assert all_rows(db_settings, ENTITY_AND_LINK_TABLES) == before
 
 
 def test_restore_of_a_bad_file_prints_one_line(cli_env: dict[str, str], tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_restore_asks_on_a_terminal_and_no_changes_nothing(
 ) -> None:
     made = json.loads(_run(cli_env, CLI, "backup", "--json").stdout)
     change_data(db_settings)
-    before = all_rows(db_settings)
+    before = all_rows(db_settings, ENTITY_AND_LINK_TABLES)
     leader, follower = pty.openpty()
     try:
         proc = subprocess.Popen(
@@ -96,4 +96,4 @@ def test_restore_asks_on_a_terminal_and_no_changes_nothing(
         os.close(leader)
         os.close(follower)
     assert b"Replace schema pokervod" in output
-    assert all_rows(db_settings) == before
+    assert all_rows(db_settings, ENTITY_AND_LINK_TABLES) == before
