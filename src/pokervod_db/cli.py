@@ -463,6 +463,8 @@ def _migrate(
             return await agent.run_migration(direction, target, backup_first=backup_first)
 
     result = _run(_go)
+    if result.backup is not None:
+        console.print(f"backup taken first: {result.backup}", markup=False)
     if not result.success:
         raise PokervodDBError(result.error or f"the {direction} failed")
     return migrate.MigrationOutcome(direction, result.from_version, result.version, result.applied)
