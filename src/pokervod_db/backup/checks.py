@@ -173,3 +173,13 @@ def _check_revision(path: Path, revision: str | None) -> None:
             f"{path} is at revision {revision}, which this version of pokervod-db does not know; "
             "restore it with the pokervod-db version that made it"
         ) from cause
+
+
+def check_source_version(check: ArchiveCheck, server_version_num: int) -> None:
+    """Refuse an archive from a newer PostgreSQL major than the target server (it would fail)."""
+    source, target = check.manifest.server_version_num // 10000, server_version_num // 10000
+    if source > target:
+        raise BackupError(
+            f"{check.path.name} was taken from PostgreSQL {source}; it cannot be restored into "
+            f"PostgreSQL {target} (restore into a server of version {source} or newer)"
+        )

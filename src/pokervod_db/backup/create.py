@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -386,8 +387,6 @@ class _Pump:
     """Compresses pg_dump's stdout into the temporary archive in a thread."""
 
     def __init__(self, source: Any, dest: Path, level: int, on_bytes: Any) -> None:
-        import threading
-
         self.error: BaseException | None = None
         self.sha256 = ""
         self.size = 0

@@ -23,11 +23,11 @@ import subprocess
 from collections.abc import Callable
 from typing import IO
 
-from pokervod_db.backup.archive import ArchiveKind, Manifest
+from pokervod_db.backup.archive import ArchiveKind, Manifest, archive_size
 from pokervod_db.backup.checks import ArchiveCheck
 from pokervod_db.backup.content import object_counts_sql, quote_ident, quote_literal
 from pokervod_db.backup.progress import Progress, ProgressFn, report
-from pokervod_db.backup.streams import CHUNK, Feeder, total_bytes
+from pokervod_db.backup.streams import CHUNK, Feeder
 from pokervod_db.backup.tools import PgTools, StderrReader, libpq_environment, spawn, stop
 from pokervod_db.errors import BackupError
 from pokervod_db.settings import SCHEMA, Settings
@@ -111,7 +111,7 @@ def load_archive(
         "-",
     ]
     tables_total = len(check.toc.data_tables)
-    bytes_total = total_bytes(check.path)
+    bytes_total = archive_size(check.path)
     state = {"tables": 0, "bytes": 0}
 
     def tick() -> None:

@@ -24,8 +24,8 @@ from sqlalchemy.exc import DBAPIError
 
 from pokervod_db import embedded, events
 from pokervod_db.backup.archive import ensure_backup_dir
-from pokervod_db.backup.checks import ArchiveCheck, inspect_archive
-from pokervod_db.backup.connection import ServerInfo, locked_connection, server_info
+from pokervod_db.backup.checks import ArchiveCheck, check_source_version, inspect_archive
+from pokervod_db.backup.connection import locked_connection, server_info
 from pokervod_db.backup.content import quote_ident, quote_literal, schema_exists, summarize
 from pokervod_db.backup.create import BackupResult, backup_locked
 from pokervod_db.backup.load import load_archive
@@ -93,7 +93,7 @@ def restore_backup(
     with locked_connection(settings, purpose="the restore") as conn:
         info = server_info(conn)
         check_versions(tools, info.version_num)
-        _check_server_version(check, info)
+        check_source_version(check, info.version_num)
         drop_old_schemas(conn, settings)
         exists = schema_exists(conn)
         last_event = _last_event_id(conn) if exists else 0
@@ -179,15 +179,6 @@ def _keep_event_ids_sql(check: ArchiveCheck, last_event: int) -> str:
 
 def _numbers(p: Progress) -> tuple[int, int, int, int | None]:
     return p.tables_done, p.tables_total, p.bytes_done, p.bytes_total
-
-
-def _check_server_version(check: ArchiveCheck, info: ServerInfo) -> None:
-    source, target = check.manifest.server_version_num // 10000, info.version_num // 10000
-    if source > target:
-        raise BackupError(
-            f"{check.path.name} was taken from PostgreSQL {source}; it cannot be restored into "
-            f"PostgreSQL {target} (restore into a server of version {source} or newer)"
-        )
 
 
 def drop_old_schemas(conn: Connection, settings: Settings) -> list[str]:

@@ -16,7 +16,7 @@ from typing import IO
 
 import zstandard
 
-from pokervod_db.backup.archive import ArchiveKind, archive_files
+from pokervod_db.backup.archive import ArchiveKind
 
 CHUNK = 1 << 20
 
@@ -123,7 +123,3 @@ class Feeder:
 
     def join(self) -> None:
         self._thread.join()
-
-
-def total_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in archive_files(path))

@@ -23,12 +23,11 @@ from sqlalchemy.exc import DBAPIError
 
 from pokervod_db import embedded
 from pokervod_db.backup.archive import Verification, write_manifest
-from pokervod_db.backup.checks import ArchiveCheck, inspect_archive
+from pokervod_db.backup.checks import ArchiveCheck, check_source_version, inspect_archive
 from pokervod_db.backup.connection import maintenance_connection, server_info
 from pokervod_db.backup.content import ContentSummary, quote_ident, summarize
 from pokervod_db.backup.load import load_archive
 from pokervod_db.backup.progress import Progress, ProgressFn, report
-from pokervod_db.backup.restore import _check_server_version
 from pokervod_db.backup.tools import check_versions, find_tools
 from pokervod_db.errors import BackupError, PokervodDBError
 from pokervod_db.settings import Settings
@@ -78,7 +77,7 @@ def verify_backup(
         admin = admin.execution_options(isolation_level="AUTOCOMMIT")
         info = server_info(admin)
         check_versions(tools, info.version_num)
-        _check_server_version(check, info)
+        check_source_version(check, info.version_num)
         drop_abandoned_scratch_databases(admin)
         scratch = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
         _create_database(admin, scratch)
