@@ -183,6 +183,14 @@ backup_app = typer.Typer(
 app.add_typer(backup_app, name="backup")
 
 
+def _size(n: int) -> str:
+    """Bytes for humans (kB, MB, GB; powers of 1000 like the manifest's size_mb)."""
+    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= factor:
+            return f"{n / factor:,.1f} {unit}"
+    return f"{n} B"
+
+
 def _progress_display(enabled: bool) -> Any:
     """A Rich progress bar on stderr when it is a terminal; None (quiet) otherwise."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
@@ -258,11 +266,12 @@ def backup(
         print_json(result.to_dict())
         return
     console.print(
-        f"backup written: {result.file} ({result.size_mb:,.1f} MB, {result.compression}, "
+        f"backup written: {result.file} ({_size(result.size_bytes)}, {result.compression}, "
         f"revision {result.revision}, {result.duration_s:.1f} s)",
         markup=False,
+        soft_wrap=True,
     )
-    console.print(f"sha256 {result.sha256}", markup=False)
+    console.print(f"sha256 {result.sha256}", markup=False, soft_wrap=True)
     if result.s3_key:
         console.print(f"copied to s3://{settings.backup_s3_bucket}/{result.s3_key}", markup=False)
 
@@ -285,6 +294,7 @@ def backup_verify(
         f"verified: {result.file.name} restores completely ({rows:,} rows in "
         f"{len(result.row_counts)} tables, counts and checksums match, {result.duration_s:.1f} s)",
         markup=False,
+        soft_wrap=True,
     )
 
 
@@ -317,6 +327,8 @@ def backup_list(
         console.print(f"no backups in {settings.backup_dir}", markup=False)
         return
     table = Table("backup", "taken (UTC)", "size", "revision", "verified", "tag / problem")
+    for column in table.columns[:5]:
+        column.no_wrap = True
     for b in backups:
         if b.verified_ok is None:
             verified = "no"
@@ -325,12 +337,13 @@ def backup_list(
         table.add_row(
             b.file.name if b.file else b.name,
             f"{b.started_at:%Y-%m-%d %H:%M:%S}" if b.started_at else "?",
-            f"{(b.size_bytes or 0) / 1_000_000:,.1f} MB" if b.size_bytes is not None else "-",
+            _size(b.size_bytes) if b.size_bytes is not None else "-",
             b.revision or "-",
             verified,
             b.problem or b.tag or "",
         )
-    console.print(table)
+    # Not a terminal (a pipe, cron mail): wide enough for whole file names.
+    (console if console.is_terminal else Console(width=200)).print(table)
 
 
 @backup_app.command("prune")
@@ -416,6 +429,7 @@ def restore(
         f"restored {result.file.name}: {rows:,} rows in {len(result.row_counts)} tables, "
         f"revision {result.revision} ({result.duration_s:.1f} s)",
         markup=False,
+        soft_wrap=True,
     )
     if result.safety_backup is not None:
         console.print(f"the previous data is in {result.safety_backup.file}", markup=False)

@@ -44,7 +44,7 @@ from pokervod_db.backup.archive import (
 from pokervod_db.backup.checks import read_toc
 from pokervod_db.backup.connection import locked_connection, server_info
 from pokervod_db.backup.content import CHECKSUM_METHOD, schema_exists, summarize, table_list
-from pokervod_db.backup.progress import Progress, ProgressFn, report
+from pokervod_db.backup.progress import Progress, ProgressFn, Throttle, report
 from pokervod_db.backup.streams import compress_to_file
 from pokervod_db.backup.tools import (
     PgTools,
@@ -261,8 +261,12 @@ def backup_locked(
                 done[0] += 1
                 report(progress, Progress("dump", done[0], len(tables), written[0]))
 
+        throttle = Throttle()
+
         def on_bytes(n: int) -> None:
             written[0] = n
+            if throttle.due():
+                report(progress, Progress("dump", done[0], len(tables), n))
 
         stdout = subprocess.PIPE if kind is ArchiveKind.CUSTOM_ZSTD else subprocess.DEVNULL
         dump = spawn(argv, env=env, stdout=stdout, stderr=subprocess.PIPE)

@@ -26,7 +26,7 @@ from typing import IO
 from pokervod_db.backup.archive import ArchiveKind, Manifest, archive_size
 from pokervod_db.backup.checks import ArchiveCheck
 from pokervod_db.backup.content import object_counts_sql, quote_ident, quote_literal
-from pokervod_db.backup.progress import Progress, ProgressFn, report
+from pokervod_db.backup.progress import Progress, ProgressFn, Throttle, report
 from pokervod_db.backup.streams import CHUNK, Feeder
 from pokervod_db.backup.tools import PgTools, StderrReader, libpq_environment, spawn, stop
 from pokervod_db.errors import BackupError
@@ -120,8 +120,12 @@ def load_archive(
             Progress(phase, state["tables"], tables_total, state["bytes"], bytes_total),
         )
 
+    throttle = Throttle()
+
     def on_bytes(n: int) -> None:
         state["bytes"] = n
+        if throttle.due():
+            tick()
 
     def on_copy() -> None:
         state["tables"] += 1

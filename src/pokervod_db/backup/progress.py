@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,3 +32,18 @@ def report(progress: ProgressFn | None, event: Progress) -> None:
         progress(event)
     except Exception:
         log.warning("progress callback failed", exc_info=True)
+
+
+class Throttle:
+    """True at most every ``interval_s`` seconds: byte counters report often, displays need less."""
+
+    def __init__(self, interval_s: float = 0.25) -> None:
+        self._interval = interval_s
+        self._last = 0.0
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            return False
+        self._last = now
+        return True
