@@ -431,3 +431,21 @@ def test_cli_events_prints_stored_events_after_since_and_exits(
         [cli, "events"], env=cli_env, capture_output=True, text=True, timeout=60
     )
     assert len(everything.stdout.splitlines()) == 3
+
+
+async def test_listener_survives_agent_events_being_dropped_and_recreated(
+    db_settings: Settings, engine: AsyncEngine
+) -> None:
+    from pokervod_db.agent import DatabaseAgent
+
+    async with _listening(db_settings) as (queue, task):
+        sent = [await _emit(engine, _event(n)) for n in range(3)]
+        assert [e.id for e in await _take(queue, 3)] == [e.id for e in sent]
+        async with DatabaseAgent(db_settings) as agent:
+            assert (await agent.run_migration("downgrade")).success  # drops agent_events
+            await asyncio.sleep(1.0)  # the listener meets the missing table and waits
+            assert (await agent.run_migration("upgrade")).success  # ids start again at 1
+        (got,) = await _take(queue, 1, wait_s=20)
+        assert not task.done()
+    assert got.type == EventType.DB_MIGRATION_COMPLETED and got.id == 1
+    assert got.payload["direction"] == "upgrade"

@@ -93,6 +93,15 @@ async def test_unreachable_server_is_unhealthy_within_seconds(url: str) -> None:
     assert "\n" not in report.error
 
 
+async def test_embedded_server_that_cannot_start_is_reported_unhealthy() -> None:
+    settings = Settings(_env_file=None, EMBEDDED_DATA_DIR="/proc/pokervod/pgdata")  # type: ignore[call-arg]
+    agent = DatabaseAgent(settings)
+    report = await agent.health()  # reported, not raised
+    await agent.close()
+    assert not report.healthy and not report.reachable
+    assert report.failed == ["reachable"] and "EMBEDDED_DATA_DIR" in (report.error or "")
+
+
 async def test_health_changes_emit_events(db_settings: Settings) -> None:
     async with DatabaseAgent(db_settings) as agent:
         assert (await agent.health()).healthy

@@ -30,7 +30,7 @@ from pokervod_db.backup import BackupResult, ProgressFn, RestoreResult, VerifyRe
 from pokervod_db.database import async_session_factory, create_engine
 from pokervod_db.errors import PokervodDBError, translate
 from pokervod_db.events import Event, EventBus, EventType, store_event
-from pokervod_db.health import HealthReport, MigrationStatus, check_health, migration_status
+from pokervod_db.health import Check, HealthReport, MigrationStatus, check_health, migration_status
 from pokervod_db.monitoring import TopStatements, top_statements
 from pokervod_db.settings import Settings
 from pokervod_db.stats import DatabaseStats, TableStats, database_stats, table_stats
@@ -420,7 +420,11 @@ class DatabaseAgent(BaseAgent):
             await self.initialize()
         except PokervodDBError as exc:
             report = HealthReport(
-                healthy=False, database=self.settings.masked_url(), reachable=False, error=str(exc)
+                healthy=False,
+                database=self.settings.masked_url(),
+                reachable=False,
+                checks=[Check("reachable", False, str(exc))],
+                error=str(exc),
             )
         else:
             report = await check_health(self.settings, self.engine)

@@ -576,7 +576,11 @@ def _print_stats(stats: DatabaseStats) -> None:
         )
     top = stats.top_statements
     if top is not None and top.available and top.statements:
-        statements = Table("total ms", "calls", "mean ms", "statement", title="top statements")
+        statements = Table(title="top statements", box=box.SIMPLE_HEAD, pad_edge=False)
+        statements.add_column("total ms", justify="right", no_wrap=True)
+        statements.add_column("calls", justify="right", no_wrap=True)
+        statements.add_column("mean ms", justify="right", no_wrap=True)
+        statements.add_column("statement", no_wrap=True, overflow="ellipsis", max_width=52)
         for st in top.statements:
             statements.add_row(
                 f"{st.total_ms:,.1f}", f"{st.calls:,}", f"{st.mean_ms:,.2f}", escape(st.query)

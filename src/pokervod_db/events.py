@@ -365,6 +365,7 @@ class _Cursor:
     start: tuple[int, str] | None = None  # (first sequence value, snapshot) for since_id=None
     waiting_since: float | None = None
     warned: bool = False
+    highest_seq: int = 0
 
     @property
     def waiting(self) -> bool:
@@ -380,6 +381,17 @@ class _Cursor:
     async def deliver(self, conn: Any) -> AsyncIterator[Event]:
         """One poll: advance the horizon and yield the events up to it, in id order."""
         seq = int(await conn.fetchval(_SEQUENCE_VALUE))
+        if seq < self.highest_seq:
+            # The table was recreated (a downgrade below 003 and an upgrade) or restored without
+            # keep_event_ids_after: its ids start again, so deliver it again from the start.
+            log.warning(
+                "event ids went back from %s to %s: agent_events was recreated or restored; "
+                "delivering its events again from the first id",
+                self.highest_seq,
+                seq,
+            )
+            self.last_seen, self.marks, self.start = 0, [], None
+        self.highest_seq = seq
         writers_row = await conn.fetchrow(_WRITERS, EVENT_WRITER_LOCK_KEY)
         writers = frozenset(writers_row[0])
         if self.last_seen is None:
@@ -484,7 +496,9 @@ async def listen(
     settings = await asyncio.to_thread(embedded.start, settings)
     cursor = _Cursor(last_seen=since_id, types=sorted({str(t) for t in types}) if types else None)
     retryable = _retryable()
-    connected_once = False
+    connected_once = False  # a connection succeeded: later failures are retried
+    read_once = False  # the table was read: its disappearance is a migration, wait for it
+    table_gone = False
     backoff = 0.25
     while True:
         conn: Any = None
@@ -502,6 +516,7 @@ async def listen(
                 wake.clear()
                 async for event in cursor.deliver(conn):
                     yield event
+                read_once, table_gone = True, False
                 if first and on_connected is not None:
                     on_connected(cursor.last_seen or 0)
                 first = False
@@ -512,6 +527,11 @@ async def listen(
         except asyncpg.PostgresError as exc:
             if isinstance(exc, retryable) and connected_once:
                 log.warning("event listener lost its connection (%s); retrying", exc)
+            elif _table_missing(exc) and read_once:
+                # Dropped while we listen (a downgrade below 003): wait for it to come back.
+                if not table_gone:
+                    log.warning("%s.agent_events is gone; waiting for it to come back", SCHEMA)
+                table_gone = True
             elif _table_missing(exc):
                 raise MigrationError(
                     f"{SCHEMA}.agent_events does not exist in {settings.masked_url()}; "
