@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from pokervod_db import backup, embedded, migrate
 from pokervod_db.backup import BackupResult, ProgressFn, RestoreResult, VerifyResult
 from pokervod_db.database import async_session_factory, create_engine
-from pokervod_db.errors import PokervodDBError, translate
+from pokervod_db.errors import DatabaseUnavailableError, PokervodDBError, translate
 from pokervod_db.events import Event, EventBus, EventType, store_event
 from pokervod_db.health import Check, HealthReport, MigrationStatus, check_health, migration_status
 from pokervod_db.monitoring import TopStatements, top_statements
@@ -352,6 +352,7 @@ class DatabaseAgent(BaseAgent):
                 failed.duration_ms = round((time.perf_counter() - started) * 1000.0, 1)
                 await self.emit(EventType.DB_MIGRATION_COMPLETED, failed.event_payload())
                 return failed
+        unreachable = False
         try:
             if direction == "upgrade":
                 outcome = await asyncio.to_thread(migrate.upgrade, settings, target or "head")
@@ -365,7 +366,10 @@ class DatabaseAgent(BaseAgent):
                 applied=outcome.applied,
             )
         except PokervodDBError as exc:
-            version = await self._current_or_none()
+            # Unreachable: reading the revision or storing the event would each wait for the
+            # connect timeout again (15 s instead of 5 before the one-line failure).
+            unreachable = isinstance(exc, DatabaseUnavailableError)
+            version = None if unreachable else await self._current_or_none()
             result = MigrationResult(
                 direction=direction,
                 success=False,
@@ -389,7 +393,9 @@ class DatabaseAgent(BaseAgent):
             log.info("migration %s: %s -> %s", direction, result.from_version, result.version)
         else:
             log.warning("migration %s failed: %s", direction, result.error)
-        await self.emit(EventType.DB_MIGRATION_COMPLETED, result.event_payload())
+        await self.emit(
+            EventType.DB_MIGRATION_COMPLETED, result.event_payload(), durable=not unreachable
+        )
         return result
 
     async def _backup_before_migration(self, direction: str, target: str | None) -> str | None:

@@ -29,7 +29,7 @@ from pokervod_db.database import (
     create_engine,
     transaction,
 )
-from pokervod_db.errors import PokervodDBError
+from pokervod_db.errors import PokervodDBError, translated
 from pokervod_db.events import Event, listen, read_events, to_json
 from pokervod_db.health import HealthReport, MigrationStatus
 from pokervod_db.settings import Settings
@@ -41,8 +41,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a long line (a path, an error) stays one line when the output is not a terminal.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 T = TypeVar("T")
 
@@ -52,7 +53,11 @@ def _settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise PokervodDBError(f"invalid settings: {first['msg']}") from exc
+        where = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        if where not in message:
+            message = f"{where}: {message}"
+        raise PokervodDBError(f"invalid settings: {message}") from exc
 
 
 def _run(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -81,8 +86,9 @@ def up(
         async def _load() -> None:
             engine = create_engine(settings)
             try:
-                async with transaction(async_session_factory(engine)) as session:
-                    summary = await load_sample(session)
+                with translated():
+                    async with transaction(async_session_factory(engine)) as session:
+                        summary = await load_sample(session)
             finally:
                 await engine.dispose()
             if summary.loaded:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -70,19 +71,28 @@ def async_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessio
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+def unavailable(url: str, exc: BaseException) -> DatabaseUnavailableError:
+    """One line for a failed connection: which server (``url`` is masked), why, what to do."""
+    if isinstance(exc, TimeoutError) or "timeout expired" in str(exc):
+        reason = "no answer (timed out)"
+    elif isinstance(exc, OSError) and exc.errno:
+        reason = os.strerror(exc.errno)  # asyncpg raises the socket's error: "Connection refused"
+    else:
+        reason = str(translate(exc)).removeprefix("database unavailable: ")
+        reason = reason.removeprefix("connection failed: ")
+    return DatabaseUnavailableError(
+        f"cannot connect to {url}: {reason}; check DATABASE_URL and that the server is running"
+    )
+
+
 async def check_connection(engine: AsyncEngine, *, wait_s: float = 10.0) -> None:
     """Open one connection and run ``SELECT 1``; raise `DatabaseUnavailableError` in one line."""
-    url = engine.url.render_as_string(hide_password=True)
     try:
         async with asyncio.timeout(wait_s):
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        reason = "timed out" if isinstance(exc, TimeoutError) else str(translate(exc))
-        reason = reason.removeprefix("database unavailable: ")
-        raise DatabaseUnavailableError(
-            f"cannot connect to {url}: {reason}; check DATABASE_URL and that the server runs"
-        ) from exc
+        raise unavailable(engine.url.render_as_string(hide_password=True), exc) from exc
 
 
 async def get_db(

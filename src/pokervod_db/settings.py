@@ -25,7 +25,7 @@ def mask_url(url: str | URL) -> str:
     """Render a database URL for humans: the password, if any, is replaced by ``***``."""
     try:
         parsed = url if isinstance(url, URL) else make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
         return "<unparseable database URL>"
     return parsed.render_as_string(hide_password=True)
 
@@ -33,7 +33,7 @@ def mask_url(url: str | URL) -> str:
 def _parse(raw: str) -> URL:
     try:
         url = make_url(raw)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise ValueError(
             f"DATABASE_URL is not a database URL ({mask_url(raw)}); "
             "expected postgresql://user:password@host:5432/dbname"
@@ -59,6 +59,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
+        # A rejected DATABASE_URL must not be echoed back (with its password) in the error.
+        hide_input_in_errors=True,
     )
 
     database_url: SecretStr | None = Field(default=None, alias="DATABASE_URL")

@@ -1,0 +1,16 @@
+# The pokervod-db command in a container: used by the one-shot `migrate` service of
+# docker-compose.yml (and by the example `app` service). Configure it with DATABASE_URL.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md alembic.ini ./
+COPY src ./src
+RUN pip install . && useradd --system --no-create-home pokervod
+
+USER pokervod
+CMD ["pokervod-db", "upgrade", "head"]

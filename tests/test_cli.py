@@ -1,0 +1,297 @@
+"""The foundation commands of ``pokervod-db``, run as a user runs them (a subprocess)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from pokervod_db import migrate
+from pokervod_db.settings import Settings
+from tests.conftest import TEST_URL_ENV, PgServer
+
+HEAD = "003_agent_events"
+SECRET = "Wr0ng-Pa55word"
+# Generous upper bound that only guards against a hang; the default connect timeout is 5 s.
+HANG_GUARD_S = 15
+
+
+def _run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "pokervod-db"), *args],
+        env=env,
+        cwd=cwd,  # a directory without a .env file
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _env_for(url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(DATABASE_URL=url, BACKUP_DIR=str(tmp_path / "backups"), **extra)
+    return env
+
+
+def _exec(settings: Settings, statement: str) -> None:
+    with psycopg.connect(settings.libpq_url(), autocommit=True) as conn:
+        conn.execute(statement)  # type: ignore[call-overload]
+
+
+def _assert_one_failed_line(
+    result: subprocess.CompletedProcess[str], *, secret: str = SECRET
+) -> str:
+    assert result.returncode == 1, result
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("FAILED: ")
+    assert "Traceback" not in result.stderr and secret not in result.stderr
+    return lines[0]
+
+
+# --- up, current, history, downgrade, check ---------------------------------------------------
+
+
+def _counts(settings: Settings) -> dict[str, int]:
+    with psycopg.connect(settings.libpq_url()) as conn:
+        rows = conn.execute(
+            "SELECT relname, n FROM (VALUES "
+            + ", ".join(f"('{t}', (SELECT count(*) FROM pokervod.{t}))" for t in SAMPLE_TABLES)
+            + ") v(relname, n)"
+        ).fetchall()
+    return {str(name): int(n) for name, n in rows}
+
+
+SAMPLE_TABLES = (
+    "projects",
+    "seasons",
+    "events",
+    "episodes",
+    "video_files",
+    "hand_clips",
+    "tags",
+    "players",
+    "hand_clip_tags",
+    "hand_clip_players",
+    "google_sheet_sync",
+    "nas_folders",
+    "nas_files",
+)
+
+
+def test_up_with_sample_migrates_an_empty_database_and_shows_its_tables(
+    empty_db_settings, tmp_path
+):
+    env = _env_for(empty_db_settings.libpq_url(), tmp_path)
+    first = _run("up", "--sample", env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "applied 001_initial_schema, 002_add_indexes, 003_agent_events" in first.stdout
+    assert "sample loaded: 3 projects" in first.stdout
+    assert f"revision: {HEAD} (at head)" in first.stdout
+    listed = set(re.findall(r"^[\s│]*([a-z_]+)\s", first.stdout, re.M))
+    assert set(SAMPLE_TABLES) <= listed, first.stdout
+    counts = _counts(empty_db_settings)
+    assert all(n > 0 for n in counts.values()), counts  # every table of the sample has rows
+
+    second = _run("up", "--sample", env=env, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "sample already present" in second.stdout
+    assert "applied" not in second.stdout
+    assert _counts(empty_db_settings) == counts
+
+
+def test_current_and_history_show_the_revisions(db_settings, tmp_path):
+    env = _env_for(db_settings.libpq_url(), tmp_path)
+    current = _run("current", env=env, cwd=tmp_path)
+    assert (current.returncode, current.stdout.strip()) == (0, f"{HEAD} (head)")
+    history = _run("history", env=env, cwd=tmp_path)
+    assert history.returncode == 0
+    lines = history.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "<base> -> 001_initial_schema",
+        "001_initial_schema -> 002_add_indexes",
+        f"002_add_indexes -> {HEAD} (head)",
+    ]
+
+
+def test_current_on_an_empty_database_says_empty(empty_db_settings, tmp_path):
+    result = _run("current", env=_env_for(empty_db_settings.libpq_url(), tmp_path), cwd=tmp_path)
+    assert (result.returncode, result.stdout.strip()) == (0, "(empty)")
+
+
+def test_downgrade_and_upgrade_commands_report_the_step(db_settings, tmp_path):
+    env = _env_for(db_settings.libpq_url(), tmp_path)
+    down = _run("downgrade", env=env, cwd=tmp_path)
+    assert (down.returncode, down.stdout.strip()) == (0, f"downgraded {HEAD} → 002_add_indexes")
+    up = _run("upgrade", env=env, cwd=tmp_path)
+    assert (up.returncode, up.stdout.strip()) == (0, f"upgraded 002_add_indexes → {HEAD}: {HEAD}")
+    again = _run("upgrade", "head", env=env, cwd=tmp_path)
+    assert (again.returncode, again.stdout.strip()) == (0, f"already at {HEAD}")
+
+
+def test_check_exits_0_when_the_database_matches_the_models(db_settings, tmp_path):
+    result = _run("check", env=_env_for(db_settings.libpq_url(), tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert "no differences" in result.stdout
+
+
+def test_check_exits_1_and_names_each_hand_made_change(db_settings, tmp_path):
+    _exec(db_settings, "ALTER TABLE pokervod.players ADD COLUMN nickname text")
+    _exec(db_settings, "DROP INDEX pokervod.ix_nas_files_folder_id")
+    _exec(db_settings, "DROP TRIGGER trg_hand_clips_updated_at ON pokervod.hand_clips")
+    result = _run("check", env=_env_for(db_settings.libpq_url(), tmp_path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert sorted(result.stdout.strip().splitlines()) == [
+        "- column pokervod.players.nickname is not in the models",
+        "- index ix_nas_files_folder_id is missing in the database",
+        "- missing trigger: pokervod.hand_clips does not maintain updated_at",
+    ]
+
+
+def test_check_on_a_database_behind_head_reports_the_missing_migration(db_settings, tmp_path):
+    migrate.downgrade(db_settings)
+    result = _run("check", env=_env_for(db_settings.libpq_url(), tmp_path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "table pokervod.agent_events is in the models but not in the database" in result.stdout
+
+
+def test_down_with_a_database_url_refuses_in_one_line(db_settings, tmp_path):
+    result = _run("down", env=_env_for(db_settings.libpq_url(), tmp_path), cwd=tmp_path)
+    assert "no embedded server" in _assert_one_failed_line(result)
+
+
+# --- a wrong or unreachable DATABASE_URL: one line, exit 1, no hang, no password ---------------
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 that accepts connections (kernel backlog) and never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
+def refused_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound and closed just before)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _timed(
+    *args: str, env: dict[str, str], cwd: Path
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    start = time.monotonic()
+    result = _run(*args, env=env, cwd=cwd)
+    return result, time.monotonic() - start
+
+
+@pytest.mark.parametrize("command", ["upgrade", "current"])  # via env.py / via migrate._connection
+def test_refused_port_gives_one_clear_line(refused_port, tmp_path, command):
+    url = f"postgresql://pokervod:{SECRET}@127.0.0.1:{refused_port}/pokervod"
+    result, elapsed = _timed(command, env=_env_for(url, tmp_path), cwd=tmp_path)
+    line = _assert_one_failed_line(result)
+    assert line.startswith(
+        f"FAILED: cannot connect to postgresql://pokervod:***@127.0.0.1:{refused_port}/pokervod"
+    )
+    assert "Connection refused" in line and "check DATABASE_URL" in line
+    assert elapsed < HANG_GUARD_S
+
+
+def test_server_that_never_answers_times_out_with_one_line(silent_listener, tmp_path):
+    url = f"postgresql+asyncpg://pokervod:{SECRET}@127.0.0.1:{silent_listener}/pokervod"
+    # The default connect timeout (5 s): a hang would be caught by the guard below.
+    result, elapsed = _timed("upgrade", env=_env_for(url, tmp_path), cwd=tmp_path)
+    line = _assert_one_failed_line(result)
+    assert "cannot connect to postgresql+asyncpg://pokervod:***@127.0.0.1:" in line
+    assert "timed out" in line
+    assert elapsed < HANG_GUARD_S
+
+
+def test_database_that_does_not_exist_gives_one_line(pg_server: PgServer, tmp_path):
+    url = pg_server.url_for("pokervod_no_such_db").set(drivername="postgresql", password=SECRET)
+    result, elapsed = _timed(
+        "upgrade", env=_env_for(url.render_as_string(hide_password=False), tmp_path), cwd=tmp_path
+    )
+    line = _assert_one_failed_line(result)
+    assert 'database "pokervod_no_such_db" does not exist' in line
+    assert elapsed < HANG_GUARD_S
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (f"mysql://root:{SECRET}@127.0.0.1/pokervod", "DATABASE_URL uses driver 'mysql'"),
+        (f"postgresql://u:{SECRET}@127.0.0.1:port/db", "DATABASE_URL is not a database URL"),
+    ],
+)
+def test_invalid_url_gives_one_line_without_echoing_it(url, expected, tmp_path):
+    result, elapsed = _timed("upgrade", env=_env_for(url, tmp_path), cwd=tmp_path)
+    line = _assert_one_failed_line(result)
+    assert line.startswith(f"FAILED: invalid settings: {expected}")
+    assert elapsed < HANG_GUARD_S
+
+
+@pytest.fixture
+def password_role(pg_server: PgServer) -> Iterator[str]:
+    """A role with a password on a server that checks it (the embedded test server only).
+
+    The embedded server trusts every local login; for this role alone we switch its hba entry
+    to scram-sha-256. A shared server (POKERVOD_TEST_DATABASE_URL) is never reconfigured.
+    """
+    if os.environ.get(TEST_URL_ENV):
+        pytest.skip("a shared server: its roles and authentication are not ours to change")
+    role = "pokervod_pw_test"
+    with pg_server.admin() as conn:
+        hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal("the-right-one")
+            )
+        )
+        original = None
+        if "pokervod-test-pg-" in str(hba):  # the embedded server of this test session
+            original = hba.read_text()
+            rules = f"local all {role} scram-sha-256\nhost all {role} 127.0.0.1/32 scram-sha-256\n"
+            hba.write_text(rules + original)
+            conn.execute("SELECT pg_reload_conf()")
+            time.sleep(0.2)
+    try:
+        yield role
+    finally:
+        with pg_server.admin() as conn:
+            if original is not None:
+                hba.write_text(original)
+                conn.execute("SELECT pg_reload_conf()")
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_wrong_password_gives_one_line_without_the_password(pg_server, password_role, tmp_path):
+    url = pg_server.url_for("postgres").set(
+        drivername="postgresql", username=password_role, password=SECRET
+    )
+    text_url = url.render_as_string(hide_password=False)
+    try:
+        psycopg.connect(Settings(_env_file=None, DATABASE_URL=text_url).libpq_url()).close()  # type: ignore[call-arg]
+    except psycopg.OperationalError:
+        pass
+    else:
+        pytest.skip("this server does not check passwords (trust authentication)")
+    result, elapsed = _timed("upgrade", env=_env_for(text_url, tmp_path), cwd=tmp_path)
+    line = _assert_one_failed_line(result)
+    assert "password authentication failed" in line
+    assert ":***@" in line
+    assert elapsed < HANG_GUARD_S
