@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from pokervod_db import backup, embedded, migrate
 from pokervod_db.backup import BackupResult, ProgressFn, RestoreResult, VerifyResult
 from pokervod_db.database import async_session_factory, create_engine
-from pokervod_db.errors import DatabaseUnavailableError, PokervodDBError, translate
+from pokervod_db.errors import DatabaseUnavailableError, PokervodDBError, sqlstate, translate
 from pokervod_db.events import Event, EventBus, EventType, store_event
 from pokervod_db.health import Check, HealthReport, MigrationStatus, check_health, migration_status
 from pokervod_db.monitoring import TopStatements, top_statements
@@ -185,15 +185,6 @@ class BaseAgent:
 _UNDEFINED_TABLE = "42P01"
 
 
-def _sqlstate(exc: BaseException) -> str | None:
-    orig = getattr(exc, "orig", None)
-    for candidate in (orig, getattr(orig, "__cause__", None)):
-        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
-        if isinstance(code, str):
-            return code
-    return None
-
-
 def _after_commit(session: Session) -> None:
     # Runs inside AsyncSession.commit on the event loop's thread: schedule, don't await.
     for agent, event in session.info.pop(_PENDING, []):
@@ -305,7 +296,7 @@ class DatabaseAgent(BaseAgent):
             ):
                 return await store_event(session, event)
         except (SQLAlchemyError, OSError, TimeoutError, PokervodDBError) as exc:
-            if _sqlstate(exc) == _UNDEFINED_TABLE:
+            if sqlstate(exc) == _UNDEFINED_TABLE:
                 # Expected below revision 003 (a fresh database, a downgrade): nothing to store in.
                 log.info("event %s not stored: the database has no agent_events table", event.type)
             else:
