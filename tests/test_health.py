@@ -45,6 +45,7 @@ async def test_healthy_database_reports_every_check(db_settings: Settings) -> No
         "connections",
         "pool",
         "slow queries",
+        "backup",
     ]
     data = json.loads(json.dumps(report.to_dict()))
     assert data["healthy"] is True and data["pool"]["in_use"] == report.pool.in_use

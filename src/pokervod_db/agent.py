@@ -2,7 +2,7 @@
 
 The agent is how the orchestrator and the other blocks drive and watch the database. It holds no
 logic of its own: migrations are `pokervod_db.migrate`, status and health `pokervod_db.health`,
-statistics `pokervod_db.stats`. What it adds is the event for each operation, stored durably
+statistics `pokervod_db.stats`, backups `pokervod_db.backup`. What it adds is the event for each operation, stored durably
 (other processes receive it with `pokervod_db.events.listen`) and published on its in-process bus
 after the commit, never before.
 """
@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from sqlalchemy import event as sa_event
@@ -24,9 +25,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from pokervod_db import embedded, migrate
+from pokervod_db import backup, embedded, migrate
+from pokervod_db.backup import BackupResult, ProgressFn, RestoreResult, VerifyResult
 from pokervod_db.database import async_session_factory, create_engine
-from pokervod_db.errors import DatabaseUnavailableError, PokervodDBError, translate
+from pokervod_db.errors import DatabaseUnavailableError, PokervodDBError, sqlstate, translate
 from pokervod_db.events import Event, EventBus, EventType, store_event
 from pokervod_db.health import Check, HealthReport, MigrationStatus, check_health, migration_status
 from pokervod_db.monitoring import TopStatements, top_statements
@@ -183,15 +185,6 @@ class BaseAgent:
 _UNDEFINED_TABLE = "42P01"
 
 
-def _sqlstate(exc: BaseException) -> str | None:
-    orig = getattr(exc, "orig", None)
-    for candidate in (orig, getattr(orig, "__cause__", None)):
-        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
-        if isinstance(code, str):
-            return code
-    return None
-
-
 def _after_commit(session: Session) -> None:
     # Runs inside AsyncSession.commit on the event loop's thread: schedule, don't await.
     for agent, event in session.info.pop(_PENDING, []):
@@ -213,6 +206,7 @@ class MigrationResult:
     applied: list[str] = field(default_factory=list)
     error: str | None = None
     duration_ms: float = 0.0
+    backup: str | None = None  # the archive taken first (``backup_first=True``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -229,6 +223,8 @@ class MigrationResult:
         }
         if self.error is not None:
             payload["error"] = self.error
+        if self.backup is not None:
+            payload["backup"] = self.backup
         return payload
 
 
@@ -300,7 +296,7 @@ class DatabaseAgent(BaseAgent):
             ):
                 return await store_event(session, event)
         except (SQLAlchemyError, OSError, TimeoutError, PokervodDBError) as exc:
-            if _sqlstate(exc) == _UNDEFINED_TABLE:
+            if sqlstate(exc) == _UNDEFINED_TABLE:
                 # Expected below revision 003 (a fresh database, a downgrade): nothing to store in.
                 log.info("event %s not stored: the database has no agent_events table", event.type)
             else:
@@ -315,20 +311,38 @@ class DatabaseAgent(BaseAgent):
     # --- the PRD operations -------------------------------------------------------------------
 
     async def run_migration(
-        self, direction: str = "upgrade", target: str | None = None
+        self, direction: str = "upgrade", target: str | None = None, *, backup_first: bool = False
     ) -> MigrationResult:
         """Upgrade (to head by default) or downgrade (one step by default) and report it.
 
         The maintenance lock (taken by the migration environment) keeps two runners from
         overlapping. An expected failure (lock held, server down, a failing migration) returns
         ``success=False`` with the error and leaves the revision unchanged; either way a
-        ``db.migration.completed`` event is emitted.
+        ``db.migration.completed`` event is emitted. With ``backup_first``, a backup tagged
+        ``pre-<direction>-<revision>`` is taken when there is something to migrate; if it fails,
+        the migration does not run.
         """
         if direction not in ("upgrade", "downgrade"):
             raise ValueError(f"direction must be 'upgrade' or 'downgrade', not {direction!r}")
         await self.initialize()
         started = time.perf_counter()
         settings = self.settings
+        taken: str | None = None
+        if backup_first:
+            try:
+                taken = await self._backup_before_migration(direction, target)
+            except PokervodDBError as exc:
+                version = await self._current_or_none()
+                failed = MigrationResult(
+                    direction,
+                    False,
+                    version,
+                    version,
+                    error=f"backup before the {direction} failed: {exc}",
+                )
+                failed.duration_ms = round((time.perf_counter() - started) * 1000.0, 1)
+                await self.emit(EventType.DB_MIGRATION_COMPLETED, failed.event_payload())
+                return failed
         unreachable = False
         try:
             if direction == "upgrade":
@@ -365,6 +379,7 @@ class DatabaseAgent(BaseAgent):
             if self._engine is not None:
                 await self._engine.dispose()
         result.duration_ms = round((time.perf_counter() - started) * 1000.0, 1)
+        result.backup = taken
         if result.success:
             log.info("migration %s: %s -> %s", direction, result.from_version, result.version)
         else:
@@ -373,6 +388,17 @@ class DatabaseAgent(BaseAgent):
             EventType.DB_MIGRATION_COMPLETED, result.event_payload(), durable=not unreachable
         )
         return result
+
+    async def _backup_before_migration(self, direction: str, target: str | None) -> str | None:
+        """Back up when the migration has work to do; the archive's path, or None if skipped."""
+        current = await asyncio.to_thread(migrate.current, self.settings)
+        if current is None:
+            return None  # an empty database: nothing to lose
+        if direction == "upgrade" and (target or "head") == "head":
+            if not await asyncio.to_thread(migrate.pending_revisions, current):
+                return None
+        result = await self.backup_database(tag=f"pre-{direction}-{current}")
+        return str(result.file)
 
     async def _current_or_none(self) -> str | None:
         try:
@@ -430,3 +456,123 @@ class DatabaseAgent(BaseAgent):
         async with self.engine.connect() as conn:
             statements: TopStatements = await top_statements(conn, limit=top)
             return await database_stats(conn, exact=exact, top_statements=statements)
+
+    # --- backup and restore (pokervod_db.backup) ----------------------------------------------
+
+    async def backup_database(
+        self,
+        *,
+        tag: str | None = None,
+        fmt: str = "custom",
+        compression: str | None = None,
+        jobs: int = 1,
+        upload: bool = True,
+        progress: ProgressFn | None = None,
+    ) -> BackupResult:
+        """Back up schema ``pokervod`` and emit ``db.backup.completed``.
+
+        A failure emits ``system.error`` (no archive is left) and raises the `PokervodDBError`.
+        """
+        await self.initialize()
+        try:
+            result = await asyncio.to_thread(
+                backup.create_backup,
+                self.settings,
+                fmt=fmt,
+                compression=compression,
+                jobs=jobs,
+                tag=tag,
+                upload=upload,
+                progress=progress,
+            )
+        except PokervodDBError as exc:
+            await self._report_failure(exc, operation="backup")
+            raise
+        await self.emit(
+            EventType.DB_BACKUP_COMPLETED,
+            {
+                "file": str(result.file),
+                "size_mb": result.size_mb,
+                "size_bytes": result.size_bytes,
+                "sha256": result.sha256,
+                "revision": result.revision,
+                "duration_s": round(result.duration_s, 3),
+                "format": result.kind,
+                "compression": result.compression,
+                "tag": result.tag,
+                "s3_key": result.s3_key,
+            },
+        )
+        return result
+
+    async def restore_database(
+        self,
+        backup_file: str | Path,
+        *,
+        safety_backup: bool = True,
+        progress: ProgressFn | None = None,
+    ) -> RestoreResult:
+        """Replace schema ``pokervod`` with the archive (atomically) and emit
+        ``db.restore.completed``; a failure emits ``system.error`` and raises."""
+        await self.initialize()
+        try:
+            result = await asyncio.to_thread(
+                backup.restore_backup,
+                self.settings,
+                archive=Path(backup_file),
+                safety_backup=safety_backup,
+                progress=progress,
+            )
+        except PokervodDBError as exc:
+            await self._report_failure(exc, operation="restore", payload={"file": str(backup_file)})
+            raise
+        finally:
+            # Pooled connections may hold plans and type caches of the replaced tables.
+            if self._engine is not None:
+                await self._engine.dispose()
+        await self.emit(
+            EventType.DB_RESTORE_COMPLETED,
+            {
+                "file": str(result.file),
+                "revision": result.revision,
+                "row_counts": result.row_counts,
+                "duration_s": round(result.duration_s, 3),
+                "upgrade_needed": result.upgrade_needed,
+                "safety_backup": str(result.safety_backup.file) if result.safety_backup else None,
+            },
+        )
+        return result
+
+    async def verify_backup(
+        self, backup_file: str | Path, *, progress: ProgressFn | None = None
+    ) -> VerifyResult:
+        """Restore the archive into a scratch database and compare it with its manifest.
+
+        A failed verification emits ``system.error`` (a backup that does not restore is an
+        incident) and raises.
+        """
+        await self.initialize()
+        try:
+            return await asyncio.to_thread(
+                backup.verify_backup, self.settings, Path(backup_file), progress=progress
+            )
+        except PokervodDBError as exc:
+            await self._report_failure(
+                exc, operation="backup verify", payload={"file": str(backup_file)}
+            )
+            raise
+
+    async def _report_failure(
+        self, error: PokervodDBError, *, operation: str, payload: Mapping[str, Any] | None = None
+    ) -> None:
+        # An expected failure: one line in the log and the event, no traceback.
+        log.warning("%s failed: %s", operation, error)
+        await self.emit(
+            EventType.SYSTEM_ERROR,
+            {
+                "operation": operation,
+                "error": str(error),
+                "error_type": type(error).__name__,
+                **(payload or {}),
+            },
+        )

@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -103,9 +104,14 @@ def up(
 
 
 @app.command()
-def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+def upgrade(
+    revision: str = typer.Argument("head", help="Target revision."),
+    backup_first: bool = typer.Option(
+        False, "--backup-first", help="Back up first (tagged pre-upgrade-REV); no backup, no run."
+    ),
+) -> None:
     """Upgrade the database to REVISION (default: head)."""
-    outcome = _migrate(_settings(), "upgrade", revision)
+    outcome = _migrate(_settings(), "upgrade", revision, backup_first=backup_first)
     if outcome.applied:
         console.print(
             f"upgraded {outcome.from_revision or 'base'} → {outcome.to_revision}: "
@@ -173,6 +179,280 @@ def down() -> None:
     console.print(f"stopped the embedded server in {settings.embedded_data_dir}")
 
 
+# --- backup and restore (pokervod_db.backup) ---------------------------------------------
+
+backup_app = typer.Typer(
+    help="Back up schema pokervod (no subcommand), or verify, list and prune backups.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(backup_app, name="backup")
+
+
+def _size(n: int) -> str:
+    """Bytes for humans (kB, MB, GB; powers of 1000 like the manifest's size_mb)."""
+    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= factor:
+            return f"{n / factor:,.1f} {unit}"
+    return f"{n} B"
+
+
+def _progress_display(enabled: bool) -> Any:
+    """A Rich progress bar on stderr when it is a terminal; None (quiet) otherwise."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if not enabled or not err_console.is_terminal:
+        return None
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[tables]}"),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+def _with_progress(enabled: bool, work: Callable[[Any], T]) -> T:
+    """Run ``work(callback)`` with a progress callback feeding the display (or None)."""
+    display = _progress_display(enabled)
+    if display is None:
+        return work(None)
+    from pokervod_db.backup import Progress as Step
+
+    task = display.add_task("starting", total=None, tables="")
+
+    def update(step: Step) -> None:
+        tables = f"tables {step.tables_done}/{step.tables_total}" if step.tables_total else ""
+        display.update(
+            task,
+            description=step.phase,
+            completed=step.bytes_done,
+            total=step.bytes_total,
+            tables=tables,
+        )
+
+    with display:
+        return work(update)
+
+
+@backup_app.callback()
+def backup(
+    ctx: typer.Context,
+    fmt: str = typer.Option(
+        "custom", "--format", help="custom (one file) or directory (parallel --jobs)."
+    ),
+    compression: str | None = typer.Option(
+        None, "--compression", help="zstd[:N] (default), gzip[:N], lz4[:N] or none."
+    ),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel dump jobs (directory format)."),
+    tag: str | None = typer.Option(None, "--tag", help="A label stored in the manifest."),
+    no_upload: bool = typer.Option(False, "--no-upload", help="Do not copy to S3."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Back up schema pokervod into BACKUP_DIR (when no subcommand is given)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = _settings()
+    result = _with_progress(
+        not as_json,
+        lambda progress: _with_agent(
+            lambda agent: agent.backup_database(
+                fmt=fmt,
+                compression=compression,
+                jobs=jobs,
+                tag=tag,
+                upload=not no_upload,
+                progress=progress,
+            )
+        ),
+    )
+    if as_json:
+        print_json(result.to_dict())
+        return
+    console.print(
+        f"backup written: {result.file} ({_size(result.size_bytes)}, {result.compression}, "
+        f"revision {result.revision}, {result.duration_s:.1f} s)",
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print(f"sha256 {result.sha256}", markup=False, soft_wrap=True)
+    if result.s3_key:
+        console.print(f"copied to s3://{settings.backup_s3_bucket}/{result.s3_key}", markup=False)
+
+
+@backup_app.command("verify")
+def backup_verify(
+    file: Path = typer.Argument(..., help="The archive to verify."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Restore FILE into a scratch database and compare it with its manifest."""
+    result = _with_progress(
+        not as_json,
+        lambda progress: _with_agent(lambda agent: agent.verify_backup(file, progress=progress)),
+    )
+    if as_json:
+        print_json(result.to_dict())
+        return
+    rows = sum(result.row_counts.values())
+    console.print(
+        f"verified: {result.file.name} restores completely ({rows:,} rows in "
+        f"{len(result.row_counts)} tables, counts and checksums match, {result.duration_s:.1f} s)",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@backup_app.command("list")
+def backup_list(
+    remote: bool = typer.Option(False, "--remote", help="List the copies in BACKUP_S3_BUCKET."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """List the backups in BACKUP_DIR (or the bucket), newest first."""
+    from pokervod_db.backup import list_backups, storage
+
+    settings = _settings()
+    if remote:
+        if not storage.configured(settings):
+            raise PokervodDBError("BACKUP_S3_BUCKET is not set: there is no bucket to list")
+        names = [n.removesuffix(".manifest.json") for n in storage.list_remote(settings)]
+        if as_json:
+            print_json({"bucket": settings.backup_s3_bucket, "backups": names})
+        else:
+            for name in names:
+                console.print(name, markup=False)
+        return
+    backups = list_backups(settings)
+    if as_json:
+        print_json(
+            {"backup_dir": str(settings.backup_dir), "backups": [b.to_dict() for b in backups]}
+        )
+        return
+    if not backups:
+        console.print(f"no backups in {settings.backup_dir}", markup=False)
+        return
+    table = Table("backup", "taken (UTC)", "size", "revision", "verified", "tag / problem")
+    for column in table.columns[:5]:
+        column.no_wrap = True
+    for b in backups:
+        if b.verified_ok is None:
+            verified = "no"
+        else:
+            verified = f"{'yes' if b.verified_ok else 'FAILED'} {b.verified_at:%Y-%m-%d %H:%M}"
+        table.add_row(
+            b.file.name if b.file else b.name,
+            f"{b.started_at:%Y-%m-%d %H:%M:%S}" if b.started_at else "?",
+            _size(b.size_bytes) if b.size_bytes is not None else "-",
+            b.revision or "-",
+            verified,
+            b.problem or b.tag or "",
+        )
+    # Not a terminal (a pipe, cron mail): wide enough for whole file names.
+    (console if console.is_terminal else Console(width=200)).print(table)
+
+
+@backup_app.command("prune")
+def backup_prune(
+    keep_daily: int = typer.Option(7, "--keep-daily", help="Newest backup of each of N days."),
+    keep_weekly: int = typer.Option(4, "--keep-weekly", help="Newest backup of each of M weeks."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only show what would be deleted."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Delete old backups; the newest verified backup is always kept."""
+    from pokervod_db.backup import prune_backups
+
+    result = prune_backups(
+        _settings(), keep_daily=keep_daily, keep_weekly=keep_weekly, dry_run=dry_run
+    )
+    if as_json:
+        print_json(result.to_dict())
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for b in result.deleted:
+        console.print(f"{verb} {b.name}", markup=False)
+    console.print(f"{verb} {len(result.deleted)}, kept {len(result.kept)}", markup=False)
+
+
+@backup_app.command("fetch")
+def backup_fetch(
+    name: str = typer.Argument(..., help="Archive file name in the bucket."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Download a backup from BACKUP_S3_BUCKET into BACKUP_DIR, checking its sha256."""
+    from pokervod_db.backup import storage
+
+    settings = _settings()
+    if not storage.configured(settings):
+        raise PokervodDBError("BACKUP_S3_BUCKET is not set: there is no bucket to fetch from")
+    path = storage.download(settings, name)
+    if as_json:
+        print_json({"file": str(path)})
+        return
+    console.print(f"fetched {path} (sha256 matches its manifest)", markup=False)
+
+
+@app.command()
+def restore(
+    file: Path = typer.Argument(..., help="The archive to restore."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    no_safety_backup: bool = typer.Option(
+        False, "--no-safety-backup", help="Skip the backup of the current data taken first."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Replace schema pokervod with FILE's content, atomically (all old or all new data)."""
+    from pokervod_db.backup import check_archive
+
+    settings = _settings()
+    check = check_archive(settings, file)  # refuse a bad file before asking anything
+    if not yes:
+        if not sys.stdin.isatty():
+            raise PokervodDBError(
+                "restore replaces every row of schema pokervod; there is no terminal to ask for "
+                "confirmation, so pass --yes"
+            )
+        manifest = check.manifest
+        typer.confirm(
+            f"Replace schema pokervod of {settings.masked_url()} with {check.path.name} "
+            f"(revision {manifest.revision}, taken {manifest.started_at:%Y-%m-%d %H:%M} UTC, "
+            f"{sum(manifest.row_counts.values()):,} rows)?",
+            abort=True,
+        )
+    result = _with_progress(
+        not as_json,
+        lambda progress: _with_agent(
+            lambda agent: agent.restore_database(
+                file, safety_backup=not no_safety_backup, progress=progress
+            )
+        ),
+    )
+    if as_json:
+        print_json(result.to_dict())
+        return
+    rows = sum(result.row_counts.values())
+    console.print(
+        f"restored {result.file.name}: {rows:,} rows in {len(result.row_counts)} tables, "
+        f"revision {result.revision} ({result.duration_s:.1f} s)",
+        markup=False,
+        soft_wrap=True,
+    )
+    if result.safety_backup is not None:
+        console.print(f"the previous data is in {result.safety_backup.file}", markup=False)
+    if result.old_schema and not result.old_schema_dropped:
+        console.print(
+            f"schema {result.old_schema} (the old data) is still in use by a reader; "
+            "the next restore drops it",
+            markup=False,
+        )
+    if result.upgrade_needed:
+        console.print(
+            f"the restored revision {result.revision} is older than head "
+            f"{result.head_revision}: run `pokervod-db upgrade`",
+            markup=False,
+        )
+
+
 # --- agent: status, health, stats, events ---------------------------------------------------
 
 
@@ -192,15 +472,19 @@ def _with_agent(fn: Callable[[DatabaseAgent], Coroutine[Any, Any, T]]) -> T:
     return _run(_go)
 
 
-def _migrate(settings: Settings, direction: str, target: str) -> migrate.MigrationOutcome:
+def _migrate(
+    settings: Settings, direction: str, target: str, *, backup_first: bool = False
+) -> migrate.MigrationOutcome:
     """Migrate through the agent, so other processes receive ``db.migration.completed``."""
     _quiet_agent_log()
 
     async def _go() -> MigrationResult:
         async with DatabaseAgent(settings) as agent:
-            return await agent.run_migration(direction, target)
+            return await agent.run_migration(direction, target, backup_first=backup_first)
 
     result = _run(_go)
+    if result.backup is not None:
+        console.print(f"backup taken first: {result.backup}", markup=False)
     if not result.success:
         raise PokervodDBError(result.error or f"the {direction} failed")
     return migrate.MigrationOutcome(direction, result.from_version, result.version, result.applied)

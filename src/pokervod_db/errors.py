@@ -57,7 +57,8 @@ class BackupError(PokervodDBError):
 _UNIQUE = "23505"
 
 
-def _sqlstate(exc: BaseException) -> str | None:
+def sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE of a (wrapped) driver error, for asyncpg and psycopg alike."""
     orig = getattr(exc, "orig", None)
     for candidate in (orig, getattr(orig, "__cause__", None)):
         code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
@@ -91,7 +92,7 @@ def translate(exc: BaseException) -> PokervodDBError:
     if isinstance(exc, sa_exc.IntegrityError):
         constraint = _constraint_name(exc)
         detail = _first_line(exc)
-        if _sqlstate(exc) == _UNIQUE:
+        if sqlstate(exc) == _UNIQUE:
             return DuplicateError(f"duplicate: {detail}", constraint=constraint)
         return ConstraintViolationError(f"constraint violated: {detail}", constraint=constraint)
     if isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError | OSError | TimeoutError):

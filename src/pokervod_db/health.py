@@ -138,6 +138,7 @@ class HealthReport:
     slow_statements: int | None = None
     checks: list[Check] = field(default_factory=list)
     error: str | None = None
+    newest_verified_backup_age_s: float | None = None
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -305,5 +306,33 @@ async def check_health(settings: Settings, engine: AsyncEngine) -> HealthReport:
             critical=False,
         )
     )
+    checks.append(await _backup_check(settings, report))
     report.healthy = not report.failed
     return report
+
+
+async def _backup_check(settings: Settings, report: HealthReport) -> Check:
+    """Age of the newest verified backup in ``BACKUP_DIR`` (not critical: the database works)."""
+    from pokervod_db.backup import newest_verified_age_s
+
+    try:
+        age = await asyncio.to_thread(newest_verified_age_s, settings)
+    except OSError as exc:
+        return Check("backup", False, f"cannot read {settings.backup_dir}: {exc}", critical=False)
+    report.newest_verified_backup_age_s = round(age, 1) if age is not None else None
+    limit_h = settings.backup_max_verified_age_h
+    if age is None:
+        return Check(
+            "backup",
+            False,
+            f"no verified backup in {settings.backup_dir}; run `pokervod-db backup` and "
+            "`pokervod-db backup verify FILE`",
+            critical=False,
+        )
+    hours = age / 3600
+    return Check(
+        "backup",
+        hours <= limit_h,
+        f"newest verified backup taken {hours:.1f} h ago (limit {limit_h:g} h)",
+        critical=False,
+    )

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from pokervod_db.errors import LockTimeoutError
+from pokervod_db.errors import LockTimeoutError, sqlstate
 
 # Any constant bigint works; this one is "pokervod" in ASCII, easy to recognise in pg_locks.
 MAINTENANCE_LOCK_KEY = 0x706F6B6572766F64
@@ -53,7 +53,7 @@ def maintenance_lock(conn: Connection, *, timeout_s: float, purpose: str) -> Ite
         conn.commit()
     except DBAPIError as exc:
         conn.rollback()
-        if _sqlstate(exc) != _LOCK_NOT_AVAILABLE:
+        if sqlstate(exc) != _LOCK_NOT_AVAILABLE:
             raise
         holder = lock_holder(conn) or "another process"
         raise LockTimeoutError(
@@ -68,9 +68,3 @@ def maintenance_lock(conn: Connection, *, timeout_s: float, purpose: str) -> Ite
         if not conn.closed and not conn.invalidated:
             conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MAINTENANCE_LOCK_KEY})
             conn.commit()
-
-
-def _sqlstate(exc: DBAPIError) -> str | None:
-    orig = exc.orig
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return code if isinstance(code, str) else None

@@ -76,6 +76,16 @@ class Settings(BaseSettings):
     migration_lock_timeout_s: float = Field(default=300.0, ge=0, alias="MIGRATION_LOCK_TIMEOUT_S")
     statement_lock_timeout_ms: int = Field(default=10_000, ge=0, alias="DB_LOCK_TIMEOUT_MS")
     backup_dir: Path = Field(default=Path("backups"), alias="BACKUP_DIR")
+    # Backup and restore (pokervod_db.backup). The lock wait bounds how long a backup or restore
+    # queues behind a migration (or the other way round) before failing with one clear line.
+    backup_lock_timeout_s: float = Field(default=60.0, ge=0, alias="BACKUP_LOCK_TIMEOUT_S")
+    backup_compression: str = Field(default="zstd", alias="BACKUP_COMPRESSION")
+    backup_max_verified_age_h: float = Field(default=48.0, gt=0, alias="BACKUP_MAX_VERIFIED_AGE_H")
+    pg_bin_dir: Path | None = Field(default=None, alias="PG_BIN_DIR")
+    backup_s3_bucket: str | None = Field(default=None, alias="BACKUP_S3_BUCKET")
+    backup_s3_prefix: str = Field(default="pokervod/", alias="BACKUP_S3_PREFIX")
+    backup_s3_endpoint_url: str | None = Field(default=None, alias="BACKUP_S3_ENDPOINT_URL")
+    backup_s3_region: str | None = Field(default=None, alias="BACKUP_S3_REGION")
 
     @field_validator("database_url", mode="before")
     @classmethod

@@ -1,0 +1,136 @@
+"""Optional copies of backups in S3-compatible storage (boto3, only when a bucket is set).
+
+The archive is uploaded first and its manifest last, so a manifest in the bucket means a complete
+upload. A download is checked against the manifest's size and sha256 before it is kept; a copy
+that does not match is deleted and reported. Credentials come from the usual AWS variables or
+profile; ``BACKUP_S3_ENDPOINT_URL`` points at a non-AWS server (MinIO, Ceph, …).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pokervod_db.backup.archive import (
+    MANIFEST_SUFFIX,
+    archive_files,
+    archive_sha256,
+    ensure_backup_dir,
+    manifest_path,
+    read_manifest,
+    remove_archive,
+)
+from pokervod_db.errors import BackupError, ConfigurationError
+from pokervod_db.settings import Settings
+
+
+def configured(settings: Settings) -> bool:
+    return bool(settings.backup_s3_bucket and settings.backup_s3_bucket.strip())
+
+
+def _client(settings: Settings) -> Any:
+    try:
+        import boto3
+    except ImportError as exc:
+        raise ConfigurationError(
+            "BACKUP_S3_BUCKET is set but boto3 is not installed; install pokervod-db[s3]"
+        ) from exc
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.backup_s3_endpoint_url or None,
+        region_name=settings.backup_s3_region or None,
+    )
+
+
+def _key(settings: Settings, name: str) -> str:
+    prefix = settings.backup_s3_prefix
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return prefix + name
+
+
+def _fail(action: str, exc: Exception) -> BackupError:
+    text = str(exc).strip().splitlines()
+    return BackupError(f"S3 {action} failed: {text[0] if text else type(exc).__name__}")
+
+
+def upload(settings: Settings, archive: Path) -> str:
+    """Copy an archive and its manifest to the bucket; returns the archive's key."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = _client(settings)
+    bucket = settings.backup_s3_bucket
+    manifest = manifest_path(archive)
+    try:
+        for path in archive_files(archive):
+            relative = path.relative_to(archive.parent).as_posix()
+            client.upload_file(str(path), bucket, _key(settings, relative))
+        client.upload_file(str(manifest), bucket, _key(settings, manifest.name))
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise _fail(f"upload of {archive.name} to bucket {bucket}", exc) from exc
+    return _key(settings, archive.name)
+
+
+def list_remote(settings: Settings) -> list[str]:
+    """Names of the manifests in the bucket (complete uploads), newest first."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = _client(settings)
+    prefix = _key(settings, "")
+    names: list[str] = []
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=settings.backup_s3_bucket, Prefix=prefix
+        ):
+            for obj in page.get("Contents", []):
+                name = obj["Key"][len(prefix) :]
+                if "/" not in name and name.endswith(MANIFEST_SUFFIX):
+                    names.append(name)
+    except (BotoCoreError, ClientError) as exc:
+        raise _fail("listing", exc) from exc
+    return sorted(names, reverse=True)
+
+
+def download(settings: Settings, name: str, *, backup_dir: Path | None = None) -> Path:
+    """Fetch an archive (by file name) and its manifest; keep them only if the sha256 matches."""
+    import json
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = _client(settings)
+    bucket = settings.backup_s3_bucket
+    target_dir = ensure_backup_dir(backup_dir or settings.backup_dir)
+    archive = target_dir / Path(name).name
+    manifest = manifest_path(archive)
+    if archive.exists():
+        raise BackupError(f"{archive} already exists; delete it first to fetch it again")
+    try:
+        client.download_file(bucket, _key(settings, manifest.name), str(manifest))
+        kind = json.loads(manifest.read_text()).get("kind")
+        if kind == "directory":
+            prefix = _key(settings, archive.name + "/")
+            for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix
+            ):
+                for obj in page.get("Contents", []):
+                    dest = archive / obj["Key"][len(prefix) :]
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    client.download_file(bucket, obj["Key"], str(dest))
+        else:
+            client.download_file(bucket, _key(settings, archive.name), str(archive))
+    except (BotoCoreError, ClientError, OSError, ValueError) as exc:
+        remove_archive(archive)
+        manifest.unlink(missing_ok=True)
+        raise _fail(f"download of {name} from bucket {bucket}", exc) from exc
+    expected = read_manifest(archive)
+    digest = archive_sha256(archive)
+    if digest != expected.sha256:
+        remove_archive(archive)
+        manifest.unlink(missing_ok=True)
+        raise BackupError(
+            f"the copy of {name} in bucket {bucket} does not match its manifest's sha256; "
+            "it was not kept"
+        )
+    for path in [*archive_files(archive), manifest]:
+        path.chmod(0o600)
+    return archive
