@@ -726,15 +726,16 @@ async def search_hand_clips(
 ) -> list[HandClipHit]:
     """Hand clips whose notes match ``q`` (web-search syntax), best first.
 
-    ``q`` is read by ``websearch_to_tsquery('english', q)``: words are stemmed ("bluffing"
-    finds "bluffs"), ``"quoted words"`` must be adjacent, ``or`` gives alternatives, ``-word``
+    ``q`` is read by ``websearch_to_tsquery('english', q)``: words are stemmed ("calling"
+    finds "calls"), ``"quoted words"`` must be adjacent, ``or`` gives alternatives, ``-word``
     excludes; any other input (stray quotes, operators, punctuation) is read leniently and
     never raises. Only stop words, or nothing, gives an empty list.
 
     Ranking: when at most ``candidates`` (500) clips match, the result is the exact
     ``ts_rank`` top ``limit`` over all matches. When more match (a common word), it is the
     ``ts_rank`` top ``limit`` among the ``candidates`` newest matches, so a common search
-    favours recent clips and never reads every match. Ties go to the newer clip.
+    favours recent clips and never reads every match. Ties go to the newer clip. How the
+    candidates are found (a walk over the newest rows, then the GIN index): `_RECENT_SQL`.
     """
     rows = await _search(
         session, _CLIP_SEARCH[include_deleted], q, limit=limit, candidates=candidates
