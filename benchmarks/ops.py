@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import statistics
@@ -222,16 +221,8 @@ def time_backup_restore(
 def _package_backup(
     settings: Settings, target: str, tmp: Path, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    """HOOK: times `pokervod_db.backup` (create_backup / restore_backup) when it is installed.
-
-    Until the backup module has landed on this branch, the result says so and only the bare
-    tools are timed.
-    """
-    if importlib.util.find_spec("pokervod_db.backup") is None:
-        return {
-            "skipped": "pokervod_db.backup is not on this branch yet (hook: ops._package_backup)"
-        }
-    from pokervod_db import backup  # type: ignore[attr-defined]
+    """Times `pokervod_db.backup` (create_backup / restore_backup) on the same database."""
+    from pokervod_db import backup
 
     t0 = time.perf_counter()
     made = backup.create_backup(settings, backup_dir=tmp / "pkg", upload=False)
