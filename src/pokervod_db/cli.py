@@ -41,8 +41,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# soft_wrap: a long line (a path, an error) stays one line when the output is not a terminal.
-console = Console(soft_wrap=True)
+# soft_wrap: a long line (a path, an error) stays one line when the output is not a terminal;
+# tables get 160 columns there (a pipe, cron mail, CI log) instead of Rich's 80, so none is cut.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 
 T = TypeVar("T")
@@ -348,8 +349,7 @@ def backup_list(
             verified,
             b.problem or b.tag or "",
         )
-    # Not a terminal (a pipe, cron mail): wide enough for whole file names.
-    (console if console.is_terminal else Console(width=200)).print(table)
+    console.print(table)
 
 
 @backup_app.command("prune")
