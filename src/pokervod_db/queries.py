@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, exists, func, select, text, tuple_
+from sqlalchemy import ColumnElement, Select, Table, exists, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -451,21 +451,14 @@ async def get_hand_clips_of_player(
     them; for a star in thousands it walks ``ix_hand_clips_created_at`` backwards, probing the
     links, and stops after one page.
     """
-    linked = exists().where(
-        hand_clip_players.c.hand_clip_id == HandClip.__table__.c.id,
-        hand_clip_players.c.player_id == player_id,
-    )
-    return await _newest_first(
+    return await _clips_linked(
         session,
-        HandClip,
-        _CLIP_ITEM_COLUMNS,
-        HandClipItem,
-        where=[linked],
+        hand_clip_players,
+        hand_clip_players.c.player_id == player_id,
         limit=limit,
         after=after,
         offset=offset,
         include_deleted=include_deleted,
-        custom_plans=True,
     )
 
 
@@ -479,10 +472,29 @@ async def get_hand_clips_of_tag(
     include_deleted: bool = False,
 ) -> Page[HandClipItem]:
     """The hand clips with a tag, newest first (a semi-join, as `get_hand_clips_of_player`)."""
-    linked = exists().where(
-        hand_clip_tags.c.hand_clip_id == HandClip.__table__.c.id,
+    return await _clips_linked(
+        session,
+        hand_clip_tags,
         hand_clip_tags.c.tag_id == tag_id,
+        limit=limit,
+        after=after,
+        offset=offset,
+        include_deleted=include_deleted,
     )
+
+
+async def _clips_linked(
+    session: AsyncSession,
+    link_table: Table,
+    link: ColumnElement[bool],
+    *,
+    limit: int,
+    after: Cursor | None,
+    offset: int | None,
+    include_deleted: bool,
+) -> Page[HandClipItem]:
+    """Newest-first page of the clips with a row in ``link_table`` matching ``link``."""
+    linked = exists().where(link_table.c.hand_clip_id == HandClip.__table__.c.id, link)
     return await _newest_first(
         session,
         HandClip,
