@@ -332,13 +332,8 @@ class DatabaseAgent(BaseAgent):
             try:
                 taken = await self._backup_before_migration(direction, target)
             except PokervodDBError as exc:
-                version = await self._current_or_none()
-                failed = MigrationResult(
-                    direction,
-                    False,
-                    version,
-                    version,
-                    error=f"backup before the {direction} failed: {exc}",
+                failed = await self._failed(
+                    direction, f"backup before the {direction} failed: {exc}"
                 )
                 failed.duration_ms = round((time.perf_counter() - started) * 1000.0, 1)
                 await self.emit(EventType.DB_MIGRATION_COMPLETED, failed.event_payload())
@@ -360,17 +355,9 @@ class DatabaseAgent(BaseAgent):
             # Unreachable: reading the revision or storing the event would each wait for the
             # connect timeout again (15 s instead of 5 before the one-line failure).
             unreachable = isinstance(exc, DatabaseUnavailableError)
-            version = None if unreachable else await self._current_or_none()
-            result = MigrationResult(
-                direction=direction,
-                success=False,
-                from_version=version,
-                version=version,
-                error=str(exc),
-            )
+            result = await self._failed(direction, str(exc), read_version=not unreachable)
         except Exception as exc:
-            version = await self._current_or_none()
-            failed = MigrationResult(direction, False, version, version, error=str(exc))
+            failed = await self._failed(direction, str(exc))
             await self.emit(EventType.DB_MIGRATION_COMPLETED, failed.event_payload())
             await self.on_error(exc, operation=f"migration {direction}")
             raise
@@ -400,11 +387,17 @@ class DatabaseAgent(BaseAgent):
         result = await self.backup_database(tag=f"pre-{direction}-{current}")
         return str(result.file)
 
-    async def _current_or_none(self) -> str | None:
-        try:
-            return await asyncio.to_thread(migrate.current, self.settings)
-        except PokervodDBError:
-            return None
+    async def _failed(
+        self, direction: str, error: str, *, read_version: bool = True
+    ) -> MigrationResult:
+        """A failed run: the revision is unchanged, so it is both the start and the end."""
+        version = None
+        if read_version:
+            try:
+                version = await asyncio.to_thread(migrate.current, self.settings)
+            except PokervodDBError:
+                version = None
+        return MigrationResult(direction, False, version, version, error=error)
 
     async def get_migration_status(self) -> MigrationStatus:
         """Current and head revision, pending revisions, at head or not, drift from the models."""
