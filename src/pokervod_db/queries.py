@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table, exists, func, select, text, tuple_
+from sqlalchemy import ColumnElement, Select, Table, exists, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -42,6 +42,7 @@ from pokervod_db.models import (
     VideoFile,
     hand_clip_players,
     hand_clip_tags,
+    tag_clip_counts,
 )
 
 T = TypeVar("T")
@@ -378,6 +379,21 @@ async def _newest_first(
     keys = keys.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
     if offset:
         keys = keys.offset(offset)
+    return await _fetch_page(session, model, columns, make, keys, limit, custom_plans=custom_plans)
+
+
+async def _fetch_page(
+    session: AsyncSession,
+    model: type[VideoFile] | type[HandClip],
+    columns: Sequence[Any],
+    make: Any,
+    keys: Select[Any],
+    limit: int,
+    *,
+    custom_plans: bool = False,
+) -> Page[Any]:
+    """Read the rows of a page whose ``(id, created_at)`` keys ``keys`` selects, in its order."""
+    table = model.__table__
     page = keys.subquery("page")
     stmt = (
         select(*(table.c[c.key] for c in columns))
@@ -471,16 +487,31 @@ async def get_hand_clips_of_tag(
     offset: int | None = None,
     include_deleted: bool = False,
 ) -> Page[HandClipItem]:
-    """The hand clips with a tag, newest first (a semi-join, as `get_hand_clips_of_player`)."""
-    return await _clips_linked(
-        session,
-        hand_clip_tags,
-        hand_clip_tags.c.tag_id == tag_id,
-        limit=limit,
-        after=after,
-        offset=offset,
-        include_deleted=include_deleted,
+    """The hand clips with a tag, newest first, from ``ix_hand_clip_tags_tag_created``.
+
+    The link rows carry their clip's ``created_at`` and ``deleted_at`` (kept by triggers,
+    005_tag_link_created_at), so the page's keys come from one backward index-only range scan
+    of the tag that stops after the page, whatever the size of the tag; then only the page's
+    clips are read. One plan is right for every tag, so no custom plan is needed.
+    """
+    _check_page(limit, after, offset)
+    links = hand_clip_tags
+    keys = select(
+        links.c.hand_clip_id.label("id"), links.c.clip_created_at.label("created_at")
+    ).where(links.c.tag_id == tag_id)
+    if not include_deleted:
+        keys = keys.where(links.c.clip_deleted_at.is_(None))
+    if after is not None:
+        keys = keys.where(
+            tuple_(links.c.clip_created_at, links.c.hand_clip_id)
+            < tuple_(after.created_at, after.id)
+        )
+    keys = keys.order_by(links.c.clip_created_at.desc(), links.c.hand_clip_id.desc()).limit(
+        limit + 1
     )
+    if offset:
+        keys = keys.offset(offset)
+    return await _fetch_page(session, HandClip, _CLIP_ITEM_COLUMNS, HandClipItem, keys, limit)
 
 
 async def _clips_linked(
@@ -512,24 +543,15 @@ async def _clips_linked(
 async def count_hand_clips_of_tag(
     session: AsyncSession, tag_id: uuid.UUID, *, include_deleted: bool = False
 ) -> int:
-    """How many (live) hand clips carry a tag.
+    """How many (live) hand clips carry a tag: one row of ``tag_clip_counts``.
 
-    Counting through a join reads every clip of the tag (a heap fetch each). Instead: count
-    the tag's links in ``ix_hand_clip_tags_tag_clip`` (tag_id, hand_clip_id) and subtract, by a
-    merge anti-join in the same hand_clip_id order, the few clips in the partial index of
-    soft-deleted clips (``ix_hand_clips_deleted``). Both are index-only scans.
+    The counters are kept by statement triggers on ``hand_clip_tags`` (and follow a clip's
+    soft delete through its links), so the biggest tag costs what the smallest does.
     """
-    links = (
-        select(func.count()).select_from(hand_clip_tags).where(hand_clip_tags.c.tag_id == tag_id)
-    )
-    if not include_deleted:
-        clips = HandClip.__table__
-        deleted = exists().where(
-            clips.c.id == hand_clip_tags.c.hand_clip_id, clips.c.deleted_at.is_not(None)
-        )
-        links = links.where(~deleted)
+    column = tag_clip_counts.c.clips if include_deleted else tag_clip_counts.c.live_clips
+    stmt = select(column).where(tag_clip_counts.c.tag_id == tag_id)
     conn = await session.connection()
-    return int((await conn.execute(links)).scalar_one())
+    return int((await conn.execute(stmt)).scalar_one_or_none() or 0)
 
 
 # --- planner settings -------------------------------------------------------------------------
