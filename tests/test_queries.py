@@ -15,7 +15,7 @@ from benchmarks.scales import Scale
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pokervod_db import queries as q
+from pokervod_db import fastpath, queries as q
 from pokervod_db.database import async_session_factory, create_engine
 from pokervod_db.models import HandClip
 from tests.factories import (
@@ -457,9 +457,11 @@ async def _plans(session: AsyncSession, call: Callable[[], Awaitable[Any]]) -> l
 
     event.listen(sync_engine, "before_cursor_execute", capture)
     try:
-        await call()
+        with fastpath.capture_statements() as lean:  # statements of the lean path
+            await call()
     finally:
         event.remove(sync_engine, "before_cursor_execute", capture)
+    statements += [(sql, args) for sql, args in lean if "pokervod." in sql]
     conn = await session.connection()
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None

@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine_
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as create_async_engine_
 from sqlalchemy.pool import NullPool
@@ -40,14 +41,53 @@ def create_engine(settings: Settings, *, application_name: str = APPLICATION_NAM
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
-        pool_pre_ping=settings.pool_pre_ping,
+        pool_pre_ping=False,  # see install_idle_pre_ping
         connect_args={
             "timeout": settings.connect_timeout,
             "server_settings": {"application_name": application_name},
         },
     )
+    if settings.pool_pre_ping:
+        install_idle_pre_ping(engine, idle_s=settings.pool_pre_ping_idle_s)
     install_query_monitor(engine, settings)
     return engine
+
+
+_LAST_USED = "pokervod_last_used"
+
+
+def install_idle_pre_ping(engine: AsyncEngine, *, idle_s: float) -> None:
+    """Ping a pooled connection on checkout only when it sat idle ``idle_s`` or longer.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout; through the asyncpg adapter that
+    is BEGIN, a statement and ROLLBACK, three round trips before each request's first query.
+    A connection that served a request a moment ago is alive unless the server went away in
+    that moment, which the request then reports as any other failure (the pool discards a
+    connection that failed with a disconnect). The idea, and the default window order of
+    magnitude, is HikariCP's ``aliveBypassWindowMs``. A dead connection found by the ping is
+    replaced by the pool (``DisconnectionError``), as with ``pool_pre_ping``.
+    """
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _connected(dbapi_connection: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        last = record.info.get(_LAST_USED)
+        if last is not None and time.monotonic() - last < idle_s:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            raise DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkin")
+    def _checkin(dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_LAST_USED] = time.monotonic()
 
 
 def create_sync_engine(

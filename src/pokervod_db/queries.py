@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -25,11 +26,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table, exists, select, text, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, exists, select, text, tuple_
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from pokervod_db import fastpath
 from pokervod_db.errors import PokervodDBError
 from pokervod_db.models import (
     Episode,
@@ -273,7 +276,7 @@ SELECT json_build_object(
             ORDER BY s.year DESC, s.name, s.id)
         FROM pokervod.seasons s WHERE s.project_id = p.id{live_s}), '[]'))::text
 FROM pokervod.projects p
-WHERE p.id = :project_id{live_p}
+WHERE p.id = $1::uuid{live_p}
 """
 _TREE_JSON = {
     include: _TREE_JSON_SQL.format(
@@ -295,9 +298,8 @@ async def get_catalog_tree_json(
     has thousands of episodes, and building that many ORM objects costs far more than the
     query. Same rows, same order; keys are the column names, ids are strings.
     """
-    result = await session.execute(text(_TREE_JSON[include_deleted]), {"project_id": project_id})
-    value = result.scalar_one_or_none()
-    return None if value is None else str(value)
+    rows = await fastpath.fetch(session, _TREE_JSON[include_deleted], project_id)
+    return str(rows[0][0]) if rows else None
 
 
 # --- video files and hand clips ---------------------------------------------------------------
@@ -345,68 +347,117 @@ async def get_hand_clips_of_video_file(
     return list((await session.execute(stmt)).unique().scalars())
 
 
-async def _newest_first(
-    session: AsyncSession,
-    model: type[VideoFile] | type[HandClip],
-    columns: Sequence[Any],
-    make: Any,
-    *,
-    where: Sequence[ColumnElement[bool]] = (),
-    limit: int,
-    after: Cursor | None,
-    offset: int | None,
-    include_deleted: bool,
-    custom_plans: bool = False,
-) -> Page[Any]:
-    """One page of ``model`` rows newest first, by (created_at, id).
+def _render(stmt: Any) -> tuple[str, tuple[str, ...]]:
+    """``stmt`` as asyncpg SQL (``$n``) and the names of its parameters in ``$n`` order."""
+    compiled = stmt.compile(dialect=_ASYNCPG)
+    return compiled.string, tuple(compiled.positiontup or ())
 
-    The page's keys are found first from ``ix_<table>_created_at`` alone (an index-only scan:
-    the index carries deleted_at, so the live filter needs no heap access), and only the
-    page's rows are then read from the table. Skipping rows (offset, or rows of other tags
-    in a semi-join) thus costs index entries, not heap fetches.
+
+_ASYNCPG = asyncpg_dialect()
+
+
+@functools.cache
+def _page_statement(
+    source: str, include_deleted: bool, keyset: bool, skip: bool
+) -> tuple[str, tuple[str, ...]]:
+    """The SQL of one shape of newest-first page, rendered once per process.
+
+    ``source``: ``video_files`` / ``hand_clips`` (all rows), ``player`` (clips with a
+    ``hand_clip_players`` row, a semi-join) or ``tag`` (clips of a tag, keys from the link
+    rows). The page's keys are found first, from an index alone (``ix_<table>_created_at``
+    carries deleted_at; ``ix_hand_clip_tags_tag_created`` carries the clip's timestamps), and
+    only the page's rows are then read from the table: skipping rows (offset, or rows of other
+    players in the semi-join) costs index entries, not heap fetches.
     """
-    _check_page(limit, after, offset)
-    # Core statements on the session's connection: the same SQL without the ORM's per-call
-    # work (a list of frozen rows needs no identity map).
-    table = model.__table__
-    keys = select(table.c.id, table.c.created_at).where(*where)
-    if not include_deleted:
-        keys = keys.where(table.c.deleted_at.is_(None))
-    if after is not None:
-        keys = keys.where(
-            tuple_(table.c.created_at, table.c.id) < tuple_(after.created_at, after.id)
+    clips = HandClip.__table__
+    if source == "tag":
+        links = hand_clip_tags
+        table, columns = clips, _CLIP_ITEM_COLUMNS
+        created, id_ = links.c.clip_created_at, links.c.hand_clip_id
+        keys = select(id_.label("id"), created.label("created_at")).where(
+            links.c.tag_id == bindparam("link_id")
         )
-    keys = keys.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
-    if offset:
-        keys = keys.offset(offset)
-    return await _fetch_page(session, model, columns, make, keys, limit, custom_plans=custom_plans)
-
-
-async def _fetch_page(
-    session: AsyncSession,
-    model: type[VideoFile] | type[HandClip],
-    columns: Sequence[Any],
-    make: Any,
-    keys: Select[Any],
-    limit: int,
-    *,
-    custom_plans: bool = False,
-) -> Page[Any]:
-    """Read the rows of a page whose ``(id, created_at)`` keys ``keys`` selects, in its order."""
-    table = model.__table__
+        if not include_deleted:
+            keys = keys.where(links.c.clip_deleted_at.is_(None))
+    else:
+        model = VideoFile if source == "video_files" else HandClip
+        table = model.__table__
+        columns = _VIDEO_ITEM_COLUMNS if source == "video_files" else _CLIP_ITEM_COLUMNS
+        created, id_ = table.c.created_at, table.c.id
+        keys = select(id_, created)
+        if source == "player":
+            players = hand_clip_players
+            keys = keys.where(
+                exists().where(
+                    players.c.hand_clip_id == table.c.id,
+                    players.c.player_id == bindparam("link_id"),
+                )
+            )
+        if not include_deleted:
+            keys = keys.where(table.c.deleted_at.is_(None))
+    if keyset:
+        keys = keys.where(
+            tuple_(created, id_)
+            < tuple_(
+                bindparam("after_created_at", type_=created.type),
+                bindparam("after_id", type_=id_.type),
+            )
+        )
+    keys = keys.order_by(created.desc(), id_.desc()).limit(bindparam("limit", type_=Integer))
+    if skip:
+        keys = keys.offset(bindparam("offset", type_=Integer))
     page = keys.subquery("page")
     stmt = (
         select(*(table.c[c.key] for c in columns))
         .join(page, table.c.id == page.c.id)
         .order_by(page.c.created_at.desc(), page.c.id.desc())
     )
-    conn = await session.connection()
-    if custom_plans:
-        async with _custom_plans(conn):
-            rows = (await conn.execute(stmt)).all()
-    else:
-        rows = (await conn.execute(stmt)).all()
+    return _render(stmt)
+
+
+async def _newest_first(
+    session: AsyncSession,
+    source: str,
+    make: Any,
+    *,
+    link_id: uuid.UUID | None = None,
+    limit: int,
+    after: Cursor | None,
+    offset: int | None,
+    include_deleted: bool,
+    custom_plans: bool = False,
+) -> Page[Any]:
+    """One page newest first, by (created_at, id): see `_page_statement`.
+
+    Runs on the lean path (`pokervod_db.fastpath`): the SQL of each shape is rendered once,
+    and a list of frozen rows needs no ORM identity map.
+    """
+    _check_page(limit, after, offset)
+    sql, names = _page_statement(source, include_deleted, after is not None, bool(offset))
+    values = {
+        "link_id": link_id,
+        "limit": limit + 1,
+        "offset": offset,
+        "after_created_at": None if after is None else after.created_at,
+        "after_id": None if after is None else after.id,
+    }
+    args = [values[name] for name in names]
+    conn = await fastpath.driver(session)
+    if not custom_plans:
+        return _page(await fastpath.fetch_on(session, conn, sql, *args), limit, make)
+    # If the query fails the transaction is aborted, and the setting goes with it.
+    before = await fastpath.fetch_on(session, conn, _CUSTOM_PLANS_ON)
+    rows = await fastpath.fetch_on(session, conn, sql, *args)
+    await fastpath.fetch_on(session, conn, _CUSTOM_PLANS_OFF, before[0][0])
     return _page(rows, limit, make)
+
+
+# Transaction-local, as in `_custom_plans`; the second statement puts the setting back.
+_CUSTOM_PLANS_ON = (
+    "SELECT current_setting('plan_cache_mode'), "
+    "set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
+_CUSTOM_PLANS_OFF = "SELECT set_config('plan_cache_mode', $1, true)"
 
 
 async def list_video_files(
@@ -420,8 +471,7 @@ async def list_video_files(
     """All video files, newest first (``ix_video_files_created_at``)."""
     return await _newest_first(
         session,
-        VideoFile,
-        _VIDEO_ITEM_COLUMNS,
+        "video_files",
         VideoFileItem,
         limit=limit,
         after=after,
@@ -441,8 +491,7 @@ async def list_hand_clips(
     """All hand clips, newest first (``ix_hand_clips_created_at``)."""
     return await _newest_first(
         session,
-        HandClip,
-        _CLIP_ITEM_COLUMNS,
+        "hand_clips",
         HandClipItem,
         limit=limit,
         after=after,
@@ -467,14 +516,16 @@ async def get_hand_clips_of_player(
     them; for a star in thousands it walks ``ix_hand_clips_created_at`` backwards, probing the
     links, and stops after one page.
     """
-    return await _clips_linked(
+    return await _newest_first(
         session,
-        hand_clip_players,
-        hand_clip_players.c.player_id == player_id,
+        "player",
+        HandClipItem,
+        link_id=player_id,
         limit=limit,
         after=after,
         offset=offset,
         include_deleted=include_deleted,
+        custom_plans=True,
     )
 
 
@@ -494,50 +545,26 @@ async def get_hand_clips_of_tag(
     of the tag that stops after the page, whatever the size of the tag; then only the page's
     clips are read. One plan is right for every tag, so no custom plan is needed.
     """
-    _check_page(limit, after, offset)
-    links = hand_clip_tags
-    keys = select(
-        links.c.hand_clip_id.label("id"), links.c.clip_created_at.label("created_at")
-    ).where(links.c.tag_id == tag_id)
-    if not include_deleted:
-        keys = keys.where(links.c.clip_deleted_at.is_(None))
-    if after is not None:
-        keys = keys.where(
-            tuple_(links.c.clip_created_at, links.c.hand_clip_id)
-            < tuple_(after.created_at, after.id)
-        )
-    keys = keys.order_by(links.c.clip_created_at.desc(), links.c.hand_clip_id.desc()).limit(
-        limit + 1
-    )
-    if offset:
-        keys = keys.offset(offset)
-    return await _fetch_page(session, HandClip, _CLIP_ITEM_COLUMNS, HandClipItem, keys, limit)
-
-
-async def _clips_linked(
-    session: AsyncSession,
-    link_table: Table,
-    link: ColumnElement[bool],
-    *,
-    limit: int,
-    after: Cursor | None,
-    offset: int | None,
-    include_deleted: bool,
-) -> Page[HandClipItem]:
-    """Newest-first page of the clips with a row in ``link_table`` matching ``link``."""
-    linked = exists().where(link_table.c.hand_clip_id == HandClip.__table__.c.id, link)
     return await _newest_first(
         session,
-        HandClip,
-        _CLIP_ITEM_COLUMNS,
+        "tag",
         HandClipItem,
-        where=[linked],
+        link_id=tag_id,
         limit=limit,
         after=after,
         offset=offset,
         include_deleted=include_deleted,
-        custom_plans=True,
     )
+
+
+_COUNT_SQL = {
+    include: _render(
+        select(tag_clip_counts.c.clips if include else tag_clip_counts.c.live_clips).where(
+            tag_clip_counts.c.tag_id == bindparam("tag_id")
+        )
+    )[0]
+    for include in (False, True)
+}
 
 
 async def count_hand_clips_of_tag(
@@ -548,10 +575,8 @@ async def count_hand_clips_of_tag(
     The counters are kept by statement triggers on ``hand_clip_tags`` (and follow a clip's
     soft delete through its links), so the biggest tag costs what the smallest does.
     """
-    column = tag_clip_counts.c.clips if include_deleted else tag_clip_counts.c.live_clips
-    stmt = select(column).where(tag_clip_counts.c.tag_id == tag_id)
-    conn = await session.connection()
-    return int((await conn.execute(stmt)).scalar_one_or_none() or 0)
+    rows = await fastpath.fetch(session, _COUNT_SQL[include_deleted], tag_id)
+    return int(rows[0][0]) if rows else 0
 
 
 # --- planner settings -------------------------------------------------------------------------

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     max_overflow: int = Field(default=20, ge=0, le=100, alias="DB_MAX_OVERFLOW")
     pool_timeout: float = Field(default=30.0, gt=0, alias="DB_POOL_TIMEOUT")
     pool_pre_ping: bool = Field(default=True, alias="DB_POOL_PRE_PING")
+    # A connection back from a request less than this long ago is handed out unchecked: the
+    # ping (three round trips through the asyncpg adapter) would cost more than most reads.
+    pool_pre_ping_idle_s: float = Field(default=1.0, ge=0, alias="DB_POOL_PRE_PING_IDLE_S")
     connect_timeout: float = Field(default=5.0, gt=0, alias="DB_CONNECT_TIMEOUT")
     echo_sql: bool = Field(default=False, alias="DB_ECHO")
     slow_query_ms: float = Field(default=500.0, ge=0, alias="DB_SLOW_QUERY_MS")
