@@ -15,7 +15,8 @@ from benchmarks.scales import Scale
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pokervod_db import fastpath, queries as q
+from pokervod_db import fastpath
+from pokervod_db import queries as q
 from pokervod_db.database import async_session_factory, create_engine
 from pokervod_db.models import HandClip
 from tests.factories import (

@@ -353,7 +353,7 @@ def _render(stmt: Any) -> tuple[str, tuple[str, ...]]:
     return compiled.string, tuple(compiled.positiontup or ())
 
 
-_ASYNCPG = asyncpg_dialect()
+_ASYNCPG = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
 
 @functools.cache
@@ -370,6 +370,8 @@ def _page_statement(
     players in the semi-join) costs index entries, not heap fetches.
     """
     clips = HandClip.__table__
+    created: Any
+    id_: Any
     if source == "tag":
         links = hand_clip_tags
         table, columns = clips, _CLIP_ITEM_COLUMNS
