@@ -40,11 +40,19 @@ async def test_tiny_benchmark_runs_end_to_end_and_saves_its_report(
     assert results["migration"]["median_s"] > 0
     assert results["backup_restore"]["bare"]["archive_bytes"] > 0
     assert results["database_size_bytes"] > 0
+    paths = results["request_path"]["reads"]
+    assert set(paths) >= {"project_by_code", "catalog_tree", "hand_clips_of_tag"}
+    for name, x in paths.items():
+        assert x["statements"] >= 1 and x["ratio"] > 0, name
+    concurrent = results["throughput"]
+    assert concurrent["clients"] == 32 and concurrent["ratio"] > 0
+    assert concurrent["api_reads_per_s"] > 0 and concurrent["raw_reads_per_s"] > 0
 
     json_path, md_path = save(results, tmp_path)
     assert json.loads(json_path.read_text())["scale"] == "tiny"
     table = md_path.read_text()
     assert "| catalog_tree |" in table and "upsert_nas_files, fresh rows" in table
+    assert "bare asyncpg reads/s" in table
 
     # A second run reuses the generated archive.
     again = await run_benchmark(empty_db_settings, SCALES["tiny"], runs=1, log=lines.append)
