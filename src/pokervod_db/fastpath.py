@@ -24,7 +24,10 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from pokervod_db.monitoring import query_stats
 
@@ -101,3 +104,58 @@ def _wrapped(
         return error
     dbapi_error = session.bind.dialect.loaded_dbapi.Error  # type: ignore[union-attr]
     return sa_exc.DBAPIError.instance(sql, tuple(args), error, dbapi_error)
+
+
+async def autoflush(session: AsyncSession) -> None:
+    """Flush pending changes first, as ``session.execute`` of an ORM query would."""
+    if session.autoflush and (session.new or session.deleted or session.dirty):
+        await session.flush()
+
+
+class OrmLoader:
+    """Builds persistent ORM objects of ``model`` from rows fetched on the lean path.
+
+    The rows carry `columns` (every column attribute the ORM loads by default, deferred ones
+    left out) in that order, starting at ``offset``. An object already in the session is
+    returned as it is, or refreshed from the row with ``populate_existing`` (the ORM option
+    of the same name); a new one is built straight into its instance dict, marked as
+    loaded, and added to the session, which is what the ORM's loader does with a lot less
+    per-row bookkeeping.
+    """
+
+    def __init__(self, model: type[Any]) -> None:
+        mapper = sa_inspect(model)
+        props = [p for p in mapper.column_attrs if not p.deferred]
+        self.model = model
+        self.mapper = mapper
+        self.keys = [p.key for p in props]
+        self.columns = [p.columns[0].name for p in props]
+        self.width = len(props)
+        (pk,) = mapper.primary_key
+        self.pk_index = self.columns.index(pk.name)
+
+    def select_list(self, alias: str) -> str:
+        return ", ".join(f"{alias}.{c}" for c in self.columns)
+
+    def load(
+        self,
+        session: AsyncSession,
+        row: Sequence[Any],
+        offset: int = 0,
+        *,
+        populate_existing: bool = False,
+    ) -> Any:
+        values = row[offset : offset + self.width]
+        key = self.mapper.identity_key_from_primary_key((values[self.pk_index],))
+        sync = session.sync_session
+        existing = sync.identity_map.get(key)
+        if existing is not None:
+            if populate_existing:
+                for name, value in zip(self.keys, values, strict=True):
+                    set_committed_value(existing, name, value)
+            return existing
+        obj = self.mapper.class_manager.new_instance()
+        obj.__dict__.update(zip(self.keys, values, strict=True))
+        make_transient_to_detached(obj)
+        sync.add(obj)
+        return obj

@@ -24,12 +24,12 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import ColumnElement, Integer, Select, bindparam, exists, select, text, tuple_
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from pokervod_db import fastpath
@@ -180,24 +180,167 @@ def _where_live(stmt: S, column: Any, include_deleted: bool) -> S:
 # --- catalog ----------------------------------------------------------------------------------
 
 
+_PROJECTS = fastpath.OrmLoader(Project)
+_VIDEO_FILES = fastpath.OrmLoader(VideoFile)
+_HAND_CLIPS = fastpath.OrmLoader(HandClip)
+_TAGS = fastpath.OrmLoader(Tag)
+_PLAYERS = fastpath.OrmLoader(Player)
+
+
+def _live_sql(alias: str, include_deleted: bool) -> str:
+    return "" if include_deleted else f" AND {alias}.deleted_at IS NULL"
+
+
+_PROJECT_BY_CODE_SQL = {
+    d: f"SELECT {_PROJECTS.select_list('p')} FROM pokervod.projects p"
+    f" WHERE p.code = $1{_live_sql('p', d)}"
+    for d in (False, True)
+}
+
+
 async def get_project_by_code(
     session: AsyncSession, code: str, *, include_deleted: bool = False
 ) -> Project | None:
-    """The project with this code (``ix_projects_code``), or None."""
-    stmt = _where_live(
-        select(Project).where(Project.code == code), Project.deleted_at, include_deleted
+    """The project with this code (``ix_projects_code``), or None (lean path, ORM object)."""
+    await fastpath.autoflush(session)
+    rows = await fastpath.fetch(session, _PROJECT_BY_CODE_SQL[include_deleted], code)
+    return _PROJECTS.load(session, rows[0]) if rows else None
+
+
+class CatalogEpisode(NamedTuple):
+    """An episode in a `CatalogTree` (the columns the tree shows)."""
+
+    id: uuid.UUID
+    episode_number: int | None
+    day_number: int | None
+    part_number: int | None
+    title: str | None
+    episode_type: str | None
+    table_type: str | None
+
+
+class CatalogEvent(NamedTuple):
+    """An event in a `CatalogTree`, with its episodes."""
+
+    id: uuid.UUID
+    event_number: int | None
+    name: str
+    name_short: str | None
+    event_type: str | None
+    game_type: str | None
+    episodes: list[CatalogEpisode]
+
+
+class CatalogSeason(NamedTuple):
+    """A season in a `CatalogTree`, with its events."""
+
+    id: uuid.UUID
+    year: int
+    name: str
+    location: str | None
+    sub_category: str | None
+    status: str
+    events: list[CatalogEvent]
+
+
+class CatalogTree(NamedTuple):
+    """A project with its seasons, events and episodes: read-only, typed, no ORM state.
+
+    Attribute names are the models' (``tree.seasons[0].events[0].episodes[0].title``), and
+    the fields are those of `get_catalog_tree_json`. Named tuples because a project of the
+    archive has thousands of episodes: one is built in a fraction of a microsecond, where an
+    ORM object costs tens (instrumented state, identity map, collections).
+    """
+
+    id: uuid.UUID
+    code: str
+    name: str
+    seasons: list[CatalogSeason]
+
+
+# Each level in one statement through its parent's foreign-key index, children in tree order;
+# the parents' live filters are repeated so that a deleted season hides its events.
+_TREE_SQL_TEMPLATES = {
+    include: (
+        "SELECT id, code, name FROM pokervod.projects p WHERE id = $1::uuid{lp}",
+        "SELECT s.id, s.year, s.name, s.location, s.sub_category, s.status"
+        " FROM pokervod.seasons s WHERE s.project_id = $1::uuid{ls}"
+        " ORDER BY s.year DESC, s.name, s.id",
+        "SELECT e.season_id, e.id, e.event_number, e.name, e.name_short, e.event_type,"
+        " e.game_type FROM pokervod.events e JOIN pokervod.seasons s ON s.id = e.season_id"
+        " WHERE s.project_id = $1::uuid{ls}{le} ORDER BY e.event_number, e.name, e.id",
+        "SELECT ep.event_id, ep.id, ep.episode_number, ep.day_number, ep.part_number, ep.title,"
+        " ep.episode_type, ep.table_type FROM pokervod.episodes ep"
+        " JOIN pokervod.events e ON e.id = ep.event_id"
+        " JOIN pokervod.seasons s ON s.id = e.season_id"
+        " WHERE s.project_id = $1::uuid{ls}{le}{lep}"
+        " ORDER BY ep.episode_number, ep.day_number, ep.part_number, ep.id",
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    for include in (False, True)
+}
+_TREE_SQL: dict[bool, tuple[str, ...]] = {
+    include: tuple(
+        sql.format(
+            lp="" if include else " AND p.deleted_at IS NULL",
+            ls="" if include else " AND s.deleted_at IS NULL",
+            le="" if include else " AND e.deleted_at IS NULL",
+            lep="" if include else " AND ep.deleted_at IS NULL",
+        )
+        for sql in statements
+    )
+    for include, statements in _TREE_SQL_TEMPLATES.items()
+}
 
 
 async def get_catalog_tree(
     session: AsyncSession, project_id: uuid.UUID, *, include_deleted: bool = False
+) -> CatalogTree | None:
+    """A project with its seasons, their events and their episodes, as a `CatalogTree`.
+
+    Four statements (one per level, each on its parent's foreign-key index) on the lean path;
+    children come sorted: seasons newest year first, events and episodes by number. For ORM
+    objects (to change and flush them) use `get_catalog_tree_orm`, which costs about ten
+    times as much for a large project (docs/performance.md).
+    """
+    project_sql, seasons_sql, events_sql, episodes_sql = _TREE_SQL[include_deleted]
+    await fastpath.autoflush(session)
+    conn = await fastpath.driver(session)
+    project = await fastpath.fetch_on(session, conn, project_sql, project_id)
+    if not project:
+        return None
+    seasons = await fastpath.fetch_on(session, conn, seasons_sql, project_id)
+    events = await fastpath.fetch_on(session, conn, events_sql, project_id)
+    episodes = await fastpath.fetch_on(session, conn, episodes_sql, project_id)
+    episodes_of: dict[uuid.UUID, list[CatalogEpisode]] = {}
+    for row in episodes:
+        children = episodes_of.get(row[0])
+        if children is None:
+            children = episodes_of[row[0]] = []
+        children.append(CatalogEpisode(*row[1:]))
+    events_of: dict[uuid.UUID, list[CatalogEvent]] = {}
+    for row in events:
+        siblings = events_of.get(row[0])
+        if siblings is None:
+            siblings = events_of[row[0]] = []
+        siblings.append(CatalogEvent._make((*row[1:], episodes_of.get(row[1], []))))
+    p = project[0]
+    return CatalogTree(
+        p[0],
+        p[1],
+        p[2],
+        [CatalogSeason._make((*row, events_of.get(row[0], []))) for row in seasons],
+    )
+
+
+async def get_catalog_tree_orm(
+    session: AsyncSession, project_id: uuid.UUID, *, include_deleted: bool = False
 ) -> Project | None:
-    """A project with its seasons, their events and their episodes, loaded in four queries.
+    """The tree of `get_catalog_tree` as ORM objects in the session, loaded in four queries.
 
     Each level is one ``selectinload`` query on the parent's foreign-key index, so the cost is
     four round trips whatever the size of the tree (never one query per season or event).
-    Children come sorted: seasons newest year first, events and episodes by number.
+    Children come sorted as in `get_catalog_tree`. Use it to change the tree; to read it,
+    `get_catalog_tree` is far cheaper.
     """
     if include_deleted:
         options = (
@@ -305,16 +448,38 @@ async def get_catalog_tree_json(
 # --- video files and hand clips ---------------------------------------------------------------
 
 
+_VIDEO_FILES_OF_EPISODE_SQL = {
+    d: f"SELECT {_VIDEO_FILES.select_list('v')} FROM pokervod.video_files v"
+    f" WHERE v.episode_id = $1::uuid{_live_sql('v', d)} ORDER BY v.file_name, v.id"
+    for d in (False, True)
+}
+
+
 async def get_video_files_of_episode(
     session: AsyncSession, episode_id: uuid.UUID, *, include_deleted: bool = False
 ) -> list[VideoFile]:
     """The video files of an episode, by file name (``ix_video_files_episode_id``)."""
-    stmt = _where_live(
-        select(VideoFile).where(VideoFile.episode_id == episode_id),
-        VideoFile.deleted_at,
-        include_deleted,
-    ).order_by(VideoFile.file_name, VideoFile.id)
-    return list((await session.execute(stmt)).scalars())
+    await fastpath.autoflush(session)
+    rows = await fastpath.fetch(session, _VIDEO_FILES_OF_EPISODE_SQL[include_deleted], episode_id)
+    return [_VIDEO_FILES.load(session, row) for row in rows]
+
+
+# Clips × their tags × their players, as the ORM's joined eager load would send it: a video
+# has a handful of clips with a few tags and players each, so one round trip is cheapest.
+_CLIPS_OF_VIDEO_SQL = {
+    d: f"""
+SELECT {_HAND_CLIPS.select_list("c")}, {_TAGS.select_list("t")}, {_PLAYERS.select_list("p")}
+FROM pokervod.hand_clips c
+LEFT JOIN (pokervod.hand_clip_tags ct JOIN pokervod.tags t ON t.id = ct.tag_id{_live_sql("t", d)})
+    ON ct.hand_clip_id = c.id
+LEFT JOIN (pokervod.hand_clip_players cp
+           JOIN pokervod.players p ON p.id = cp.player_id{_live_sql("p", d)})
+    ON cp.hand_clip_id = c.id
+WHERE c.video_file_id = $1::uuid{_live_sql("c", d)}
+ORDER BY c.timecode, c.id
+"""
+    for d in (False, True)
+}
 
 
 async def get_hand_clips_of_video_file(
@@ -323,28 +488,30 @@ async def get_hand_clips_of_video_file(
     """The hand clips of a video file in timecode order, with their tags and players loaded.
 
     Soft-deleted tags and players are left out of the loaded collections as well (unless
-    ``include_deleted``). One round trip: a video has a handful of clips with a few tags and
-    players each, so joining both collections (clips × tags × players rows) is cheaper than
-    a ``selectinload`` query per collection.
+    ``include_deleted``). One round trip (clips × tags × players rows, see
+    `_CLIPS_OF_VIDEO_SQL`); objects already in the session are refreshed, collections
+    included, as ``populate_existing`` would.
     """
-    if include_deleted:
-        options = [joinedload(HandClip.tags), joinedload(HandClip.players)]
-    else:
-        options = [
-            joinedload(HandClip.tags.and_(Tag.deleted_at.is_(None))),
-            joinedload(HandClip.players.and_(Player.deleted_at.is_(None))),
-        ]
-    stmt = (
-        _where_live(
-            select(HandClip).where(HandClip.video_file_id == video_file_id),
-            HandClip.deleted_at,
-            include_deleted,
-        )
-        .options(*options)
-        .order_by(HandClip.timecode, HandClip.id)
-        .execution_options(populate_existing=True)
-    )
-    return list((await session.execute(stmt)).unique().scalars())
+    await fastpath.autoflush(session)
+    rows = await fastpath.fetch(session, _CLIPS_OF_VIDEO_SQL[include_deleted], video_file_id)
+    clips: dict[uuid.UUID, tuple[HandClip, dict[Any, Tag], dict[Any, Player]]] = {}
+    tag_at, player_at = _HAND_CLIPS.width, _HAND_CLIPS.width + _TAGS.width
+    for row in rows:
+        clip_id = row[_HAND_CLIPS.pk_index]
+        entry = clips.get(clip_id)
+        if entry is None:
+            clip = _HAND_CLIPS.load(session, row, populate_existing=True)
+            entry = clips[clip_id] = (clip, {}, {})
+        tag_id = row[tag_at + _TAGS.pk_index]
+        if tag_id is not None and tag_id not in entry[1]:
+            entry[1][tag_id] = _TAGS.load(session, row, tag_at, populate_existing=True)
+        player_id = row[player_at + _PLAYERS.pk_index]
+        if player_id is not None and player_id not in entry[2]:
+            entry[2][player_id] = _PLAYERS.load(session, row, player_at, populate_existing=True)
+    for clip, tags, players in clips.values():
+        set_committed_value(clip, "tags", list(tags.values()))
+        set_committed_value(clip, "players", list(players.values()))
+    return [entry[0] for entry in clips.values()]
 
 
 def _render(stmt: Any) -> tuple[str, tuple[str, ...]]:
