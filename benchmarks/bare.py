@@ -102,6 +102,8 @@ async def time_request_path(
         for r in range(warmup + runs):
             i = r % PARAMETER_SETS
             for case in cases:
+                if r >= warmup + min(runs, case.runs or runs):
+                    continue
                 t0 = time.perf_counter()
                 await package_request(factory, case, i)
                 t1 = time.perf_counter()

@@ -202,8 +202,8 @@ async def get_project_by_code(
     session: AsyncSession, code: str, *, include_deleted: bool = False
 ) -> Project | None:
     """The project with this code (``ix_projects_code``), or None (lean path, ORM object)."""
-    await fastpath.autoflush(session)
-    rows = await fastpath.fetch(session, _PROJECT_BY_CODE_SQL[include_deleted], code)
+    conn = await fastpath.driver(session, flush=True)
+    rows = await fastpath.fetch_on(session, conn, _PROJECT_BY_CODE_SQL[include_deleted], code)
     return _PROJECTS.load(session, rows[0]) if rows else None
 
 
@@ -303,8 +303,7 @@ async def get_catalog_tree(
     times as much for a large project (docs/performance.md).
     """
     project_sql, seasons_sql, events_sql, episodes_sql = _TREE_SQL[include_deleted]
-    await fastpath.autoflush(session)
-    conn = await fastpath.driver(session)
+    conn = await fastpath.driver(session, flush=True)
     project = await fastpath.fetch_on(session, conn, project_sql, project_id)
     if not project:
         return None
@@ -459,8 +458,10 @@ async def get_video_files_of_episode(
     session: AsyncSession, episode_id: uuid.UUID, *, include_deleted: bool = False
 ) -> list[VideoFile]:
     """The video files of an episode, by file name (``ix_video_files_episode_id``)."""
-    await fastpath.autoflush(session)
-    rows = await fastpath.fetch(session, _VIDEO_FILES_OF_EPISODE_SQL[include_deleted], episode_id)
+    conn = await fastpath.driver(session, flush=True)
+    rows = await fastpath.fetch_on(
+        session, conn, _VIDEO_FILES_OF_EPISODE_SQL[include_deleted], episode_id
+    )
     return [_VIDEO_FILES.load(session, row) for row in rows]
 
 
@@ -492,8 +493,10 @@ async def get_hand_clips_of_video_file(
     `_CLIPS_OF_VIDEO_SQL`); objects already in the session are refreshed, collections
     included, as ``populate_existing`` would.
     """
-    await fastpath.autoflush(session)
-    rows = await fastpath.fetch(session, _CLIPS_OF_VIDEO_SQL[include_deleted], video_file_id)
+    conn = await fastpath.driver(session, flush=True)
+    rows = await fastpath.fetch_on(
+        session, conn, _CLIPS_OF_VIDEO_SQL[include_deleted], video_file_id
+    )
     clips: dict[uuid.UUID, tuple[HandClip, dict[Any, Tag], dict[Any, Player]]] = {}
     tag_at, player_at = _HAND_CLIPS.width, _HAND_CLIPS.width + _TAGS.width
     for row in rows:
