@@ -42,7 +42,7 @@ from sqlalchemy import BigInteger, Integer, Numeric, SmallInteger, String, Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pokervod_db.errors import PokervodDBError
+from pokervod_db.errors import PokervodDBError, SQLState, sqlstate
 from pokervod_db.models import (
     HandClip,
     NASFile,
@@ -62,8 +62,7 @@ Row = Mapping[str, Any] | Sequence[Any]
 _SERVER_OWNED = {"id", "created_at", "updated_at"}
 # SQLSTATE classes of errors that a bad value causes (data exception, integrity violation)
 # and the one of two rows with the same key in one ON CONFLICT DO UPDATE (cardinality).
-_BAD_DATA_CLASSES = ("22", "23")
-_CARDINALITY_VIOLATION = "21000"
+_BAD_DATA_CLASSES = (SQLState.DATA_EXCEPTION_CLASS, SQLState.INTEGRITY_VIOLATION_CLASS)
 _MAX_LISTED = 5
 INGEST_WORK_MEM = "256MB"
 """Memory for the duplicate check and the changed-rows join of one bulk call."""
@@ -545,8 +544,8 @@ async def _apply_fast(
     except asyncpg.PostgresError as exc:
         await driver.execute("ROLLBACK TO SAVEPOINT pokervod_ingest_fast")
         await driver.execute("RELEASE SAVEPOINT pokervod_ingest_fast")
-        state = getattr(exc, "sqlstate", "") or ""
-        if state == _CARDINALITY_VIOLATION or state[:2] in _BAD_DATA_CLASSES:
+        state = sqlstate(exc) or ""
+        if state == SQLState.CARDINALITY_VIOLATION or state[:2] in _BAD_DATA_CLASSES:
             return None
         raise IngestError(
             f"{target.name}: the batch was refused: {_first_line(exc)}", table=target.name

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from pokervod_db.errors import PokervodDBError
-from pokervod_db.settings import Settings
+from pokervod_db.settings import Settings, load_settings
 
-from .dispatch import load_settings, with_agent
+from .dispatch import with_agent
 from .options import ArchiveArgument, JsonOption, YesOption
 
 if TYPE_CHECKING:
@@ -78,6 +78,11 @@ def backup(
     if ctx.invoked_subcommand is not None:
         _refuse_create_options(ctx)
         return
+    # The library names its parameters; these say the same in the words of this command.
+    if jobs < 1:
+        raise PokervodDBError(f"--jobs must be at least 1, not {jobs}")
+    if jobs > 1 and fmt != "directory":
+        raise PokervodDBError("--jobs above 1 needs --format directory")
     settings = load_settings()
     with backup_progress(not as_json) as progress:
         result = with_agent(
@@ -166,6 +171,13 @@ def backup_prune(
     """Delete old backups; the newest verified backup is always kept."""
     from pokervod_db.backup import prune_backups
 
+    if keep_daily < 0 or keep_weekly < 0:
+        raise PokervodDBError("--keep-daily and --keep-weekly cannot be negative")
+    if keep_daily == 0 and keep_weekly == 0:
+        raise PokervodDBError(
+            "--keep-daily 0 and --keep-weekly 0 would delete every backup but the newest "
+            "verified one; keep at least one day or week"
+        )
     result = prune_backups(
         load_settings(), keep_daily=keep_daily, keep_weekly=keep_weekly, dry_run=dry_run
     )
