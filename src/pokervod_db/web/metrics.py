@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 
 from pokervod_db import instrumentation
-from pokervod_db.errors import PokervodDBError, translate
+from pokervod_db.errors import translate
 from pokervod_db.health import pool_status
 from pokervod_db.monitoring import query_stats
 from pokervod_db.web.service import ServeState
@@ -34,12 +34,11 @@ def _gauge(name: str, doc: str, value: float | None, **labels: str) -> GaugeMetr
 
 
 def error_kind(error: BaseException) -> str:
-    """The `PokervodDBError` class an error is (or translates to), for the errors counter."""
-    if isinstance(error, PokervodDBError):
-        return type(error).__name__
+    """The `PokervodDBError` class an error is or translates to (a driver error becomes the
+    class `translate` gives it); other exceptions (a caller's ValueError) keep their class."""
     if isinstance(error, SQLAlchemyError | OSError | TimeoutError):
         return type(translate(error)).__name__
-    return "unexpected"
+    return type(error).__name__
 
 
 class SnapshotCollector(Collector):
