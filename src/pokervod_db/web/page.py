@@ -27,8 +27,9 @@ line-height:1.45}header{padding:1rem 1.25rem;display:flex;flex-wrap:wrap;gap:.5r
 align-items:center;border-bottom:1px solid var(--line);background:var(--card)}
 h1{font-size:1.15rem;margin:0}h2{font-size:1rem;margin:0 0 .6rem}
 .meta{color:var(--muted);font-size:.85rem;overflow-wrap:anywhere}
-main{display:grid;gap:1rem;padding:1rem;grid-template-columns:repeat(auto-fit,minmax(min(100%,30rem),1fr))}
-section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:1rem;
+main{display:grid;gap:1rem;padding:clamp(.5rem,2vw,1rem);grid-template-columns:repeat(auto-fit,minmax(min(100%,30rem),1fr))}
+section{background:var(--card);border:1px solid var(--line);border-radius:10px;
+padding:clamp(.7rem,2vw,1rem);
 min-width:0}section.wide{grid-column:1/-1}
 table{border-collapse:collapse;width:100%;font-size:.875rem}
 th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
@@ -37,9 +38,10 @@ font-variant-numeric:tabular-nums;white-space:nowrap}.scroll{overflow-x:auto}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.8rem;overflow-wrap:anywhere}
 .badge{display:inline-block;padding:.1rem .5rem;border-radius:999px;font-size:.75rem;
 font-weight:700;color:#fff;white-space:nowrap}.ok{background:var(--ok)}.warn{background:var(--warn)}
-.bad{background:var(--bad)}.none{color:var(--muted)}svg text{fill:var(--fg);font-size:13px}
-svg .sub{fill:var(--muted);font-size:11px}
+.bad{background:var(--bad)}.none{color:var(--muted)}.bar{margin:0 0 .45rem}.lbl{display:flex;justify-content:space-between;gap:.5rem;
+font-size:.85rem}.lbl .sub{color:var(--muted);white-space:nowrap}.bar svg{display:block;border-radius:3px}
 svg .bg{fill:var(--line)}svg .heap{fill:var(--bar)}svg .idx{fill:var(--bar2)}.legend{color:var(--muted);font-size:.8rem}
+.stmts tr.nums td{border-bottom:0;padding-bottom:0}.stmts th.n,.stmts td.n{text-align:left}
 .sw{display:inline-block;width:.7rem;height:.7rem;border-radius:2px;vertical-align:middle}
 """
 
@@ -84,40 +86,37 @@ def _health(snap: Snapshot) -> str:
 
 
 def table_chart(snap: Snapshot, *, limit: int = 15) -> str:
-    """Horizontal bars of each table's size (heap and indexes stacked), largest first."""
+    """Horizontal bars of each table's size (heap and indexes stacked), largest first.
+
+    One small inline SVG per bar, labels in HTML: the bars stretch with the card while the text
+    keeps its size on a phone and on a laptop.
+    """
     stats = snap.stats
     if stats is None or not stats.tables:
         return _empty("no table statistics (database unreachable or schema empty)")
     tables = sorted(stats.tables.values(), key=lambda t: t.total_bytes, reverse=True)[:limit]
     biggest = max(t.total_bytes for t in tables) or 1
-    width, row = 400.0, 36
-    parts: list[str] = []
-    for i, t in enumerate(tables):
-        y = i * row
-        heap = width * t.table_bytes / biggest
-        index = width * t.index_bytes / biggest
-        label = f"{t.name}"
+    rows: list[str] = []
+    for t in tables:
+        heap = 100.0 * t.table_bytes / biggest
+        index = 100.0 * t.index_bytes / biggest
         size = f"{human_bytes(t.total_bytes)} · {t.row_estimate:,} rows"
-        parts.append(
-            f"<g><title>{escape(t.name)}: table {escape(human_bytes(t.table_bytes))}, "
+        rows.append(
+            f'<div class="bar"><div class="lbl"><span>{escape(t.name)}</span>'
+            f'<span class="sub">{escape(size)}</span></div>'
+            f'<svg viewBox="0 0 100 10" preserveAspectRatio="none" width="100%" height="12">'
+            f"<title>{escape(t.name)}: table {escape(human_bytes(t.table_bytes))}, "
             f"indexes {escape(human_bytes(t.index_bytes))}</title>"
-            f'<text x="0" y="{y + 12}">{escape(label)}</text>'
-            f'<text class="sub" x="{width}" y="{y + 12}" text-anchor="end">{escape(size)}</text>'
-            f'<rect x="0" y="{y + 17}" width="{width}" height="11" rx="2" class="bg"/>'
-            f'<rect x="0" y="{y + 17}" width="{heap:.1f}" height="11" rx="2" class="heap"/>'
-            f'<rect x="{heap:.1f}" y="{y + 17}" width="{index:.1f}" height="11" class="idx"/>'
-            "</g>"
+            '<rect x="0" y="0" width="100" height="10" class="bg"/>'
+            f'<rect x="0" y="0" width="{heap:.2f}" height="10" class="heap"/>'
+            f'<rect x="{heap:.2f}" y="0" width="{index:.2f}" height="10" class="idx"/></svg></div>'
         )
-    height = len(tables) * row
     legend = (
         '<p class="legend"><span class="sw" style="background:var(--bar)"></span> table '
         '<span class="sw" style="background:var(--bar2)"></span> indexes · database '
         f"{escape(human_bytes(stats.database_bytes))}</p>"
     )
-    return (
-        f'<svg role="img" aria-label="table sizes" viewBox="0 0 {width:.0f} {height}" '
-        f'width="100%" style="max-width:720px;display:block">{"".join(parts)}</svg>{legend}'
-    )
+    return f'<div role="img" aria-label="table sizes" class="chart">{"".join(rows)}</div>{legend}'
 
 
 def _statements(snap: Snapshot) -> str:
@@ -129,16 +128,17 @@ def _statements(snap: Snapshot) -> str:
     if not top.statements:
         return _empty("no statements recorded yet")
     ranked = sorted(top.statements, key=lambda s: s.mean_ms, reverse=True)
+    # The statement gets a row of its own under its numbers: readable at a phone's width too.
     rows = "".join(
-        f'<tr><td class="n">{s.mean_ms:,.2f}</td><td class="n">{s.max_ms:,.1f}</td>'
-        f'<td class="n">{s.calls:,}</td><td class="n">{s.total_ms:,.0f}</td>'
-        f"<td><code>{escape(s.query)}</code></td></tr>"
+        f'<tr class="nums"><td class="n">{s.mean_ms:,.2f}</td><td class="n">{s.max_ms:,.1f}</td>'
+        f'<td class="n">{s.calls:,}</td><td class="n">{s.total_ms:,.0f}</td><td class="n">'
+        f'{s.rows:,}</td></tr><tr><td colspan="5"><code>{escape(s.query)}</code></td></tr>'
         for s in ranked
     )
     return (
-        '<div class="scroll"><table><tr><th class="n">mean ms</th><th class="n">max ms</th>'
-        f'<th class="n">calls</th><th class="n">total ms</th><th>statement</th></tr>{rows}'
-        "</table></div>"
+        '<div class="scroll"><table class="stmts"><tr><th class="n">mean ms</th>'
+        '<th class="n">max ms</th><th class="n">calls</th><th class="n">total ms</th>'
+        f'<th class="n">rows</th></tr>{rows}</table></div>'
     )
 
 
