@@ -190,6 +190,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.serve = state
+    app.state.registry = registry
     return app
 
 
