@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -23,27 +24,17 @@ from pokervod_db.events import Event as PvEvent
 from pokervod_db.events import EventType, read_events, store_event
 from pokervod_db.health import migration_status
 from pokervod_db.monitoring import query_stats
-from pokervod_db.sample import load_sample
 from pokervod_db.settings import Settings
 from pokervod_db.web import create_app
 from pokervod_db.web.service import replica_lags
-from tests.web_support import ThreadServer
+from tests.web_support import ThreadServer, load_sample_into
 
 PASSWORD = "Zq7-s3cret_pw~x"
 
 
-async def _load_sample(settings: Settings) -> None:
-    engine = create_engine(settings)
-    try:
-        async with transaction(async_session_factory(engine)) as session:
-            await load_sample(session)
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture
 async def sample_settings(db_settings: Settings) -> Settings:
-    await _load_sample(db_settings)
+    await load_sample_into(db_settings)
     return db_settings
 
 
@@ -116,6 +107,40 @@ async def test_readyz_is_503_within_the_bound_when_nothing_listens() -> None:
     assert response.status_code == 503
     assert response.json()["failed"] == ["reachable"]
     assert elapsed < dead.connect_timeout + 2
+
+
+async def test_readyz_is_503_within_the_bound_when_the_server_never_answers() -> None:
+    # A socket that accepts TCP connections but never speaks PostgreSQL: the driver waits.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    port = silent.getsockname()[1]
+    dead = Settings(_env_file=None, DB_CONNECT_TIMEOUT=1).with_url(  # type: ignore[call-arg]
+        f"postgresql://u@127.0.0.1:{port}/none"
+    )
+    try:
+        async with serving(dead) as client:
+            started = time.perf_counter()
+            response = await client.get("/readyz")
+            elapsed = time.perf_counter() - started
+    finally:
+        silent.close()
+    assert response.status_code == 503
+    assert "reachable" in response.json()["failed"]
+    assert elapsed <= dead.connect_timeout + 2
+
+
+async def test_scrapes_do_not_query_the_database(sample_settings: Settings) -> None:
+    async with serving(sample_settings) as client:
+        await _collected(client)
+        state = client.app.state.serve  # type: ignore[attr-defined]
+        state._collector.cancel()
+        stats = query_stats(state.agent.engine)
+        assert stats is not None
+        before = stats.queries
+        for _ in range(20):
+            assert (await client.get("/metrics")).status_code == 200
+        assert stats.queries == before
 
 
 async def test_readyz_storm_runs_one_health_check(db_settings: Settings) -> None:

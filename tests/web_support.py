@@ -10,6 +10,20 @@ from typing import Any
 import httpx
 import uvicorn
 
+from pokervod_db.database import async_session_factory, create_engine, transaction
+from pokervod_db.sample import load_sample
+from pokervod_db.settings import Settings
+
+
+async def load_sample_into(settings: Settings) -> None:
+    """The sample catalog, committed (what `pokervod-db up --sample` loads)."""
+    engine = create_engine(settings)
+    try:
+        async with transaction(async_session_factory(engine)) as session:
+            await load_sample(session)
+    finally:
+        await engine.dispose()
+
 
 class ThreadServer:
     """uvicorn serving ``app`` in a thread, on a socket bound to 127.0.0.1 port 0."""

@@ -688,6 +688,38 @@ def events(
         return
 
 
+@app.command()
+def serve(
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on (127.0.0.1: this machine only)."
+    ),
+    port: int = typer.Option(8080, "--port", help="TCP port (0: any free port)."),
+) -> None:
+    """Serve probes, Prometheus metrics, the JSON API and a status page (read-only)."""
+    try:
+        from pokervod_db.web.server import is_loopback, run
+    except ImportError as exc:
+        raise PokervodDBError(
+            f"pokervod-db serve needs the serve extra ({exc.name} is missing): "
+            "pip install 'pokervod-db[serve]'"
+        ) from exc
+    settings = _started()
+
+    def listening(url: str) -> None:
+        console.print(f"serving {settings.masked_url()} on {url} (Ctrl-C stops)", markup=False)
+        if not is_loopback(host):
+            err_console.print(
+                f"note: listening on {host}: anyone who can reach it can read the status page",
+                markup=False,
+                highlight=False,
+            )
+
+    try:
+        run(settings, host=host, port=port, on_listening=listening)
+    except KeyboardInterrupt:
+        return  # Ctrl-C is how a foreground server ends: uvicorn has shut down cleanly
+
+
 def print_json(value: Any) -> None:
     """One JSON object on stdout (for `--json` options)."""
     sys.stdout.write(json.dumps(value, default=str) + "\n")
