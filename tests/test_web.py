@@ -26,6 +26,7 @@ from pokervod_db.health import migration_status
 from pokervod_db.monitoring import query_stats
 from pokervod_db.settings import Settings
 from pokervod_db.web import create_app
+from pokervod_db.web.app import LOOPBACK_HOSTS
 from pokervod_db.web.service import replica_lags
 from tests.web_support import ThreadServer, load_sample_into
 
@@ -215,6 +216,16 @@ async def test_hostile_query_parameters_get_one_line_400_and_change_nothing(
     error = response.json()["error"]
     assert "\n" not in error and "must be" in error
     assert migration_status(db_settings).at_head
+
+
+async def test_a_foreign_host_header_is_refused_when_serving_loopback(
+    db_settings: Settings,
+) -> None:
+    async with serving(db_settings, allowed_hosts=LOOPBACK_HOSTS) as client:
+        foreign = await client.get("/api/status", headers={"Host": "attacker.example"})
+        local = await client.get("/livez", headers={"Host": "127.0.0.1:8080"})
+    assert foreign.status_code == 400 and "attacker" not in foreign.text
+    assert local.status_code == 200
 
 
 async def test_nothing_can_be_changed_over_http(sample_settings: Settings) -> None:

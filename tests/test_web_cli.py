@@ -57,6 +57,7 @@ def test_serve_answers_every_endpoint_on_the_sample_database_and_stops_on_sigint
         url = _listening_url(proc)
         assert url.startswith("http://127.0.0.1:")  # loopback unless --host says otherwise
         answers = {path: httpx.get(url + path, timeout=30) for path in ENDPOINTS}
+        rebound = httpx.get(url + "/api/status", headers={"Host": "attacker.example"})
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=30)
     finally:
@@ -65,6 +66,7 @@ def test_serve_answers_every_endpoint_on_the_sample_database_and_stops_on_sigint
             proc.wait()
     assert {p: r.status_code for p, r in answers.items()} == dict.fromkeys(ENDPOINTS, 200)
     assert "video_files" in answers["/"].text
+    assert rebound.status_code == 400  # loopback only answers loopback host names
     assert answers["/readyz"].json()["ready"] is True
     assert list(text_string_to_metric_families(answers["/metrics"].text))
     assert proc.returncode == 0, stderr

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -67,10 +69,21 @@ class Redactor:
         return text
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
 def create_app(
-    settings: Settings, *, collect_interval_s: float = 5.0, ready_cache_s: float = 1.0
+    settings: Settings,
+    *,
+    collect_interval_s: float = 5.0,
+    ready_cache_s: float = 1.0,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> Starlette:
-    """The ASGI app for ``settings`` (no I/O until it starts or gets its first request)."""
+    """The ASGI app for ``settings`` (no I/O until it starts or gets its first request).
+
+    ``allowed_hosts`` limits the ``Host`` header (`serve` passes `LOOPBACK_HOSTS` when it listens
+    on loopback: a web page cannot then read the status through DNS rebinding).
+    """
     state = ServeState(settings, collect_interval_s=collect_interval_s, ready_cache_s=ready_cache_s)
     registry = build_registry(state)
     redact = Redactor()
@@ -188,6 +201,9 @@ def create_app(
         ],
         exception_handlers={BadRequest: bad_request, PokervodDBError: unavailable},
         lifespan=lifespan,
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
+        if allowed_hosts
+        else None,
     )
     app.state.serve = state
     app.state.registry = registry

@@ -14,7 +14,7 @@ import uvicorn
 
 from pokervod_db.errors import ConfigurationError
 from pokervod_db.settings import Settings
-from pokervod_db.web.app import create_app
+from pokervod_db.web.app import LOOPBACK_HOSTS, create_app
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -69,7 +69,7 @@ def run(
     if on_listening is not None:
         on_listening(f"http://{shown}:{bound_port}/")
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, allowed_hosts=LOOPBACK_HOSTS if is_loopback(host) else None),
         log_level="warning",
         server_header=False,
         proxy_headers=False,

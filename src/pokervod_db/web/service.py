@@ -179,6 +179,8 @@ class ServeState:
         self._started = False
         self._on_start: list[Callable[[ServeState], None]] = []
         self._on_stop: list[Callable[[], None]] = []
+        # Each /api/events call opens a connection of its own (read_events): two at a time.
+        self._event_readers = asyncio.Semaphore(2)
 
     @property
     def settings(self) -> Settings:
@@ -242,7 +244,8 @@ class ServeState:
         return await self.status.get()
 
     async def events(self, since_id: int, types: list[str] | None, limit: int) -> list[Event]:
-        found = await read_events(self.settings, since_id=since_id, types=types, wait_s=2.0)
+        async with self._event_readers:
+            found = await read_events(self.settings, since_id=since_id, types=types, wait_s=2.0)
         return found[:limit]
 
     # --- the collector ------------------------------------------------------------------------
