@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 from html import escape
 
-from pokervod_db.stats import human_bytes
+from pokervod_db.cli.render import human_bytes
 from pokervod_db.web.service import Snapshot
 
 REFRESH_S = 10
