@@ -16,6 +16,7 @@ PACKAGE = Path(pokervod_db.__file__).parent
 LAYERS: dict[str, int] = {
     "errors": 0,
     "settings": 0,
+    "instrumentation": 0,
     "models": 1,
     "embedded": 1,
     "monitoring": 1,
@@ -33,6 +34,7 @@ LAYERS: dict[str, int] = {
     "backup": 3,
     "agent": 4,
     "cli": 5,
+    "web": 5,
 }
 
 
