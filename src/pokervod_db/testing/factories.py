@@ -1,8 +1,10 @@
-"""factory_boy factories for the eleven models (PRD 11.2).
+"""factory_boy factories for the eleven models (PRD 11.2), for our tests and the other blocks'.
 
-The tests use async sessions; factory_boy is synchronous. Factories therefore only *add* objects
-to the bound session (``sqlalchemy_session_persistence=None``) and the test awaits
-``session.flush()`` or ``commit()``. `bind(session)` is called by the ``session`` fixture.
+Sessions are async and factory_boy is synchronous, so ``create()`` only *adds* the object (and
+the parents it needs) to the bound session (``sqlalchemy_session_persistence=None``); the test
+awaits ``session.flush()`` or ``commit()``. The ``pokervod_session`` fixture binds the session;
+elsewhere call `bind(session)`. ``build()`` needs no session: it builds the object and every
+parent its foreign keys require (a `VideoFile` comes with its episode, event, season, project).
 """
 
 from __future__ import annotations
@@ -36,6 +38,21 @@ from pokervod_db.models import (
     VideoFile,
 )
 
+__all__ = [
+    "EpisodeFactory",
+    "EventFactory",
+    "GoogleSheetSyncFactory",
+    "HandClipFactory",
+    "NASFileFactory",
+    "NASFolderFactory",
+    "PlayerFactory",
+    "ProjectFactory",
+    "SeasonFactory",
+    "TagFactory",
+    "VideoFileFactory",
+    "bind",
+]
+
 _bound: dict[str, Any] = {"session": None}
 
 
@@ -47,7 +64,10 @@ def bind(session: AsyncSession | None) -> None:
 def _session() -> Any:
     s = _bound["session"]
     if s is None:
-        raise RuntimeError("factories are not bound to a session; use the `session` fixture")
+        raise RuntimeError(
+            "factories are not bound to a session; use the `pokervod_session` fixture "
+            "or call pokervod_db.testing.factories.bind(session)"
+        )
     return s
 
 
