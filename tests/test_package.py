@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "embedded": 1,
     "monitoring": 1,
     "locking": 1,
+    "softdelete": 2,
     "database": 2,
     "migrate": 2,
     "migrations": 2,
@@ -35,6 +36,7 @@ LAYERS: dict[str, int] = {
     "agent": 4,
     "cli": 5,
     "web": 5,
+    "testing": 5,
 }
 
 
