@@ -12,7 +12,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy import create_engine as create_sync_engine_
@@ -24,6 +24,9 @@ from sqlalchemy.pool import NullPool
 from pokervod_db.errors import DatabaseUnavailableError, translate
 from pokervod_db.models import Project, Season
 from pokervod_db.settings import Settings
+
+if TYPE_CHECKING:
+    from pokervod_db.routing import ReadRouter
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +130,17 @@ class Database:
 
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
+    router: ReadRouter | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         engine = create_engine(settings)
-        return cls(engine=engine, session_factory=async_session_factory(engine))
+        database = cls(engine=engine, session_factory=async_session_factory(engine))
+        if settings.replica_urls is not None:
+            from pokervod_db.routing import ReadRouter
+
+            database.router = ReadRouter(settings, database.session_factory)
+        return database
 
     async def get_db(self) -> AsyncIterator[AsyncSession]:
         """FastAPI dependency: ``Depends(database.get_db)``."""
@@ -142,7 +151,16 @@ class Database:
         """``async with database.transaction() as session:`` commits or rolls back."""
         return transaction(self.session_factory)
 
+    def read_transaction(self) -> Any:
+        """``async with database.read_transaction() as session:`` a read-only transaction on a
+        replica within ``DB_REPLICA_MAX_LAG_S``, on the primary when none is (see routing.py)."""
+        from pokervod_db.routing import read_transaction
+
+        return read_transaction(self.session_factory, self.router)
+
     async def dispose(self) -> None:
+        if self.router is not None:
+            await self.router.dispose()
         await self.engine.dispose()
 
 
