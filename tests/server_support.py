@@ -55,3 +55,14 @@ def scalar(url: str, query: str, params: tuple[Any, ...] = ()) -> Any:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
         return row[0] if row else None
+
+
+def archive_current_segment(url: str, archive: Path) -> str:
+    """Close the current WAL segment and wait until the archiver has copied it to ``archive``."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")  # writes WAL, so the switch below always closes a segment
+        row = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()
+    assert row is not None
+    segment = str(row[0])
+    wait_for(lambda: (archive / segment).exists(), what=f"{segment} in {archive}")
+    return segment

@@ -67,11 +67,13 @@ def run_tool(
     env: dict[str, str] | None = None,
     timeout: float = 3600,
     what: str,
+    error: type[PokervodDBError] | None = None,
 ) -> str:
     """Run one of the packaged PostgreSQL binaries as the server user; one-line error on failure.
 
     Connection details (and a password) go through ``env``, never the command line.
     """
+    fail = error or ReplicaError
     command = [str(embedded.bin_dir() / name), *args]
     full_env = {**os.environ, **(env or {})}
     try:
@@ -87,13 +89,13 @@ def run_tool(
             cwd="/",
         )
     except subprocess.TimeoutExpired as exc:
-        raise ReplicaError(f"{what}: {name} did not finish within {timeout:g} s") from exc
+        raise fail(f"{what}: {name} did not finish within {timeout:g} s") from exc
     except OSError as exc:
-        raise ReplicaError(f"{what}: cannot run {name}: {exc.strerror}") from exc
+        raise fail(f"{what}: cannot run {name}: {exc.strerror}") from exc
     if result.returncode != 0:
         lines = [ln for ln in (result.stderr or result.stdout).splitlines() if ln.strip()]
         reason = lines[-1].strip() if lines else f"exit status {result.returncode}"
-        raise ReplicaError(f"{what}: {name} failed: {reason}")
+        raise fail(f"{what}: {name} failed: {reason}")
     return result.stdout
 
 
