@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pokervod_db import embedded, migrate
 from pokervod_db.errors import DatabaseUnavailableError, MigrationError, PokervodDBError, translate
 from pokervod_db.monitoring import query_stats
-from pokervod_db.settings import Settings
+from pokervod_db.settings import SCHEMA, Settings
 from pokervod_db.stats import human_bytes
 
 CONNECTION_WARN_RATIO = 0.9
@@ -312,6 +312,7 @@ async def check_health(settings: Settings, engine: AsyncEngine) -> HealthReport:
     )
     checks.append(await _backup_check(settings, report))
     checks.extend(await replication_checks(settings, engine, report))
+    checks.append(await _invalid_index_check(settings, engine))
     report.healthy = not report.failed
     return report
 
@@ -469,5 +470,31 @@ def _archiver_check(settings: Settings, row: Any, report: HealthReport) -> Check
         "archiver",
         True,
         f"last archived {last_wal} {age:.0f} s ago ({count} in all, {failed} failures)",
+        critical=False,
+    )
+
+
+_INVALID_INDEXES = text(
+    "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = :schema AND NOT i.indisvalid ORDER BY 1"
+)
+
+
+async def _invalid_index_check(settings: Settings, engine: AsyncEngine) -> Check:
+    """Indexes left INVALID by a failed concurrent build: unused by queries, still written."""
+    try:
+        async with asyncio.timeout(settings.connect_timeout + 2), engine.connect() as conn:
+            rows = (await conn.execute(_INVALID_INDEXES, {"schema": SCHEMA})).scalars().all()
+            await conn.rollback()
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        return Check("indexes", False, f"cannot read: {translate(exc)}", critical=False)
+    if not rows:
+        return Check("indexes", True, "no invalid index", critical=False)
+    return Check(
+        "indexes",
+        False,
+        f"{len(rows)} invalid (a failed concurrent build): {', '.join(rows)}; run the upgrade "
+        "again (it rebuilds them) or DROP INDEX CONCURRENTLY",
         critical=False,
     )
