@@ -22,7 +22,6 @@ from pokervod_db import embedded, migrate
 from pokervod_db.errors import DatabaseUnavailableError, MigrationError, PokervodDBError, translate
 from pokervod_db.monitoring import query_stats
 from pokervod_db.settings import SCHEMA, Settings
-from pokervod_db.stats import human_bytes
 
 CONNECTION_WARN_RATIO = 0.9
 """Server connections in use above this share of ``max_connections`` make a failed check."""
@@ -424,7 +423,7 @@ def _slots_check(rows: list[Any], report: HealthReport) -> Check:
             "replication slots", True, f"{len(slots)} slots, all streaming", critical=False
         )
     first = holding[0]
-    kept = human_bytes(first.retained_bytes) if first.retained_bytes is not None else "?"
+    kept = f"{first.retained_bytes / 2**20:,.0f} MiB" if first.retained_bytes is not None else "?"
     why = "inactive" if not first.active else "far behind"
     return Check(
         "replication slots",
