@@ -351,7 +351,7 @@ class PhysicalRestoreResult:
     chain: list[str]
     to_time: datetime | None
     data_dir: Path
-    old_data_dir: Path
+    old_data_dir: Path | None
     duration_s: float
     timeline: int
     checked: str
@@ -360,7 +360,7 @@ class PhysicalRestoreResult:
         data = asdict(self)
         data["to_time"] = self.to_time.isoformat() if self.to_time else None
         data["data_dir"] = str(self.data_dir)
-        data["old_data_dir"] = str(self.old_data_dir)
+        data["old_data_dir"] = str(self.old_data_dir) if self.old_data_dir else None
         return data
 
 
@@ -423,6 +423,7 @@ def restore_physical(
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     staging = data_dir.with_name(f"{data_dir.name}.restoring-{stamp}")
     old_dir = data_dir.with_name(f"{data_dir.name}.before-restore-{stamp}")
+    staging.parent.mkdir(parents=True, exist_ok=True)
     staging.mkdir()
     give_to_server(staging)
     try:
@@ -438,21 +439,28 @@ def restore_physical(
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
-    _stop_server(data_dir)
-    _copy_unarchived_wal(data_dir, staging)
-    handles = data_dir / ".handle_pids.json"
-    if handles.exists():
-        shutil.copy2(handles, staging / handles.name)
-    data_dir.rename(old_dir)
+    # A lost data directory (the disk died) is restored the same way, with nothing to move.
+    had_old = data_dir.exists()
+    if had_old:
+        _stop_server(data_dir)
+        _copy_unarchived_wal(data_dir, staging)
+        handles = data_dir / ".handle_pids.json"
+        if handles.exists():
+            shutil.copy2(handles, staging / handles.name)
+        data_dir.rename(old_dir)
     staging.rename(data_dir)
     try:
         started_settings = _start_and_wait(settings, data_dir)
         checked = _check(started_settings)
     except PokervodDBError as exc:
-        _put_back(data_dir, old_dir, stamp)
+        if had_old:
+            _put_back(data_dir, old_dir, stamp)
+            raise BackupError(
+                f"the restored server did not come up ({exc}); the old data directory is back "
+                f"in place and running, the failed one is in {data_dir}.failed-{stamp}"
+            ) from exc
         raise BackupError(
-            f"the restored server did not come up ({exc}); the old data directory is back in "
-            f"place and running, the failed one is in {data_dir}.failed-{stamp}"
+            f"the restored server did not come up ({exc}); see {data_dir}/log"
         ) from exc
     with psycopg.connect(started_settings.libpq_url(), autocommit=True) as conn:
         for name in ("restore_command", "recovery_target_time", "recovery_target_action"):
@@ -465,7 +473,7 @@ def restore_physical(
         chain=[m.name for m in chain],
         to_time=to_time,
         data_dir=data_dir,
-        old_data_dir=old_dir,
+        old_data_dir=old_dir if had_old else None,
         duration_s=round(time.perf_counter() - started, 3),
         timeline=timeline,
         checked=checked,

@@ -408,4 +408,5 @@ def _physical_restore(
         f"restored {' + '.join(result.chain)} up to {until}: {result.checked}, timeline "
         f"{result.timeline} ({result.duration_s:.1f} s)"
     )
-    say(f"the old data directory is in {result.old_data_dir}; remove it once satisfied")
+    if result.old_data_dir is not None:
+        say(f"the old data directory is in {result.old_data_dir}; remove it once satisfied")
