@@ -155,6 +155,48 @@ def time_physical(settings: Settings, *, log: Callable[[str], None]) -> dict[str
         shutil.rmtree(base, ignore_errors=True)
 
 
+def measure_loss_window(*, timeout_s: int = 60, commits: int = 3) -> dict[str, Any]:
+    """Seconds from a lone commit until its WAL segment is in the archive (BACKUP_WAL=true on a
+    private embedded server, archive_timeout ``timeout_s``): the data a lost disk would take."""
+    base = _scratch()
+    configured = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        EMBEDDED_DATA_DIR=base / "pgdata",
+        BACKUP_DIR=base / "backups",
+        BACKUP_WAL=True,
+        WAL_ARCHIVE_TIMEOUT_S=timeout_s,
+    )
+    waits: list[float] = []
+    try:
+        url = embedded.start(configured).libpq_url()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS public.loss_probe (at timestamptz)")
+            for _ in range(commits):
+                conn.execute("SELECT pg_switch_wal()")  # start from a fresh segment, as at rest
+                time.sleep(2)
+                row = conn.execute(
+                    "INSERT INTO public.loss_probe VALUES (now()) "
+                    "RETURNING pg_walfile_name(pg_current_wal_lsn())"
+                ).fetchone()
+                assert row is not None
+                segment = str(row[0])
+                t0 = time.perf_counter()
+                while not (base / "backups" / "wal" / segment).exists():
+                    time.sleep(0.1)
+                    if time.perf_counter() - t0 > 10 * timeout_s:
+                        raise RuntimeError(f"{segment} was never archived")
+                waits.append(round(time.perf_counter() - t0, 2))
+    finally:
+        embedded.stop(configured)
+        shutil.rmtree(base, ignore_errors=True)
+    return {
+        "archive_timeout_s": timeout_s,
+        "commit_to_archived_s": waits,
+        "max_s": max(waits),
+        "how": "a lone commit on an idle server, then wait until its segment is in BACKUP_DIR/wal",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the physical and replica-lag sections alone and save a supplement."""
     from benchmarks import run, writes
@@ -165,7 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", choices=sorted(SCALES), default="default")
     parser.add_argument("--output-dir", type=Path, default=run.RESULTS_DIR)
     parser.add_argument("--data-dir", type=Path, default=run.BENCH_DATA_DIR)
+    parser.add_argument(
+        "--loss-window", action="store_true", help="only measure the archiving data-loss window"
+    )
     args = parser.parse_args(argv)
+    if args.loss_window:
+        print(json.dumps(measure_loss_window(), indent=2))
+        return 0
     scale = SCALES[args.scale]
     settings = run.bench_settings(scale, url=None, data_dir=args.data_dir)
     started = datetime.now(UTC)
