@@ -208,3 +208,14 @@ async def test_promoted_replica_takes_writes_and_is_no_longer_used_for_reads(
     finally:
         replicas.stop_replica(directory)
         replicas.drop_slot(cluster.primary, replicas.slot_name(directory))
+
+
+def test_replica_directory_with_shell_characters_is_refused_before_anything_runs(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    target = tmp_path / "r; touch pwned"
+    before = replicas.list_replicas(cluster.primary)
+    with pytest.raises(replicas.ReplicaError, match="does not pass to pg_ctl"):
+        replicas.create_replica(cluster.primary, target)
+    assert not target.exists() and not (tmp_path / "pwned").exists()
+    assert replicas.list_replicas(cluster.primary) == before

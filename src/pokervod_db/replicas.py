@@ -152,7 +152,7 @@ def _read_marker(directory: Path) -> ReplicaInfo:
 
 def create_replica(settings: Settings, directory: Path) -> ReplicaInfo:
     """Make ``directory`` (missing or empty) a streaming standby of the configured primary."""
-    directory = directory.expanduser().resolve()
+    directory = safe_path(directory.expanduser().resolve())
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise ReplicaError(f"{directory} exists and is not an empty directory; choose a new one")
     settings = embedded.start(settings)
@@ -212,7 +212,22 @@ def _remove_contents(directory: Path, *, remove_self: bool) -> None:
             child.unlink(missing_ok=True)
 
 
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9_./+-]+$")
+
+
+def safe_path(directory: Path) -> Path:
+    """Refuse a path pg_ctl could misread: it hands ``-o`` options to a shell, so a quote, a
+    space or a ``;`` in a directory name would be run as a command."""
+    if not _SAFE_PATH.match(str(directory)):
+        raise ReplicaError(
+            f"{str(directory)!r} has characters pokervod-db does not pass to pg_ctl (only letters, "
+            "digits and _ . / + -); choose another directory"
+        )
+    return directory
+
+
 def _socket_dir(directory: Path) -> Path:
+    safe_path(directory)
     if len(str(directory)) > _SOCKET_PATH_MAX:
         raise ReplicaError(
             f"{directory} is too long a path for the replica's unix socket; "

