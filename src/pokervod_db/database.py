@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy import create_engine as create_sync_engine_
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import create_async_engine as create_async_engine_
 from sqlalchemy.pool import NullPool
 
 from pokervod_db.errors import DatabaseUnavailableError, translate
-from pokervod_db.models import Project, Season
 from pokervod_db.settings import Settings
 
 if TYPE_CHECKING:
@@ -81,11 +80,46 @@ def unavailable(url: str, exc: BaseException) -> DatabaseUnavailableError:
     elif isinstance(exc, OSError) and exc.errno:
         reason = os.strerror(exc.errno)  # asyncpg raises the socket's error: "Connection refused"
     else:
-        reason = str(translate(exc)).removeprefix("database unavailable: ")
-        reason = reason.removeprefix("connection failed: ")
+        # psycopg frames libpq's reason as "connection failed: …"; the sentence below says it.
+        reason = translate(exc).reason.removeprefix("connection failed: ")
     return DatabaseUnavailableError(
-        f"cannot connect to {url}: {reason}; check DATABASE_URL and that the server is running"
+        f"cannot connect to {url}: {reason}; check DATABASE_URL and that the server is running",
+        reason=reason,
     )
+
+
+@contextmanager
+def maintenance_connection(
+    settings: Settings,
+    *,
+    application_name: str = APPLICATION_NAME,
+    engine: Engine | None = None,
+) -> Iterator[Connection]:
+    """A short psycopg connection of its own (no pool) for migrations, backups and status reads.
+
+    A failed connect is one `DatabaseUnavailableError` naming the (masked) server; a driver error
+    inside the block leaves as the matching `PokervodDBError`, chained. With ``engine`` (an
+    engine handed over by the caller, as pytest-alembic does) that engine is used and kept.
+    """
+    own = engine is None
+    if engine is None:
+        used = create_sync_engine(settings, application_name=application_name)
+        shown = settings.masked_url()
+    else:
+        used, shown = engine, engine.url.render_as_string(hide_password=True)
+    try:
+        try:
+            conn = used.connect()
+        except (DBAPIError, OSError) as exc:
+            raise unavailable(shown, exc) from exc
+        with conn:
+            try:
+                yield conn
+            except SQLAlchemyError as exc:
+                raise translate(exc) from exc
+    finally:
+        if own:
+            used.dispose()
 
 
 async def check_connection(engine: AsyncEngine, *, wait_s: float = 10.0) -> None:
@@ -133,8 +167,12 @@ class Database:
     router: ReadRouter | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Database:
-        engine = create_engine(settings)
+    def from_settings(
+        cls, settings: Settings, *, application_name: str = APPLICATION_NAME
+    ) -> Database:
+        """The engine (one pool) and its sessions; share it, e.g. ``DatabaseAgent(database=…)``.
+        With ``DATABASE_REPLICA_URLS`` it also routes `read_transaction` (routing.py)."""
+        engine = create_engine(settings, application_name=application_name)
         database = cls(engine=engine, session_factory=async_session_factory(engine))
         if settings.replica_urls is not None:
             from pokervod_db.routing import ReadRouter
@@ -147,7 +185,7 @@ class Database:
         async for session in get_db(self.session_factory):
             yield session
 
-    def transaction(self) -> Any:
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         """``async with database.transaction() as session:`` commits or rolls back."""
         return transaction(self.session_factory)
 
@@ -164,61 +202,11 @@ class Database:
         await self.engine.dispose()
 
 
-# --- the savepoint pattern of PRD 6.2 -------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    # create_catalog_tree and its result types moved to pokervod_db.catalog (an operation on
+    # the catalog, not part of the engine); the old import path keeps working.
+    if name in {"create_catalog_tree", "CatalogTreeResult", "SeasonFailure"}:
+        from pokervod_db import catalog
 
-
-@dataclass
-class SeasonFailure:
-    """A season of a catalog tree that was rolled back to its savepoint."""
-
-    index: int
-    data: Mapping[str, Any]
-    error: str
-
-
-@dataclass
-class CatalogTreeResult:
-    project: Project
-    seasons: list[Season] = field(default_factory=list)
-    failed: list[SeasonFailure] = field(default_factory=list)
-
-
-async def create_catalog_tree(
-    session: AsyncSession,
-    tree: Mapping[str, Any],
-    *,
-    on_failure: Callable[[SeasonFailure], None] | None = None,
-) -> CatalogTreeResult:
-    """Create a project with its seasons; a bad season is rolled back alone and reported.
-
-    ``tree`` is ``{"project": {...Project columns}, "seasons": [{...Season columns}, ...]}``.
-    The project insert is not protected: if it fails, the error propagates (translated) and the
-    caller's transaction decides. Each season gets its own savepoint, so a season that breaks a
-    constraint leaves the project and the other seasons in place. The caller commits.
-    """
-    project_data = dict(tree["project"])
-    seasons_data: Sequence[Mapping[str, Any]] = tree.get("seasons", ())
-    project = Project(**project_data)
-    session.add(project)
-    try:
-        await session.flush()
-    except DBAPIError as exc:
-        raise translate(exc) from exc
-
-    result = CatalogTreeResult(project=project)
-    for index, season_data in enumerate(seasons_data):
-        season = Season(project_id=project.id, **season_data)
-        try:
-            async with session.begin_nested():
-                session.add(season)
-        except DBAPIError as exc:
-            failure = SeasonFailure(index=index, data=season_data, error=str(translate(exc)))
-            log.warning(
-                "season %d of project %s rolled back: %s", index, project.code, failure.error
-            )
-            result.failed.append(failure)
-            if on_failure is not None:
-                on_failure(failure)
-            continue
-        result.seasons.append(season)
-    return result
+        return getattr(catalog, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,12 +22,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from pokervod_db.errors import PokervodDBError, sqlstate, translate
+from pokervod_db.errors import PokervodDBError, SQLState, sqlstate, translate
 from pokervod_db.settings import Settings, mask_url
 
 log = logging.getLogger(__name__)
 
-_READ_ONLY_SQLSTATE = "25006"
 PROBE_TIMEOUT_S = 1.0
 STATE_TTL_S = 1.0
 """How long a replica's measured lag is trusted before it is asked again."""
@@ -154,7 +153,7 @@ async def read_transaction(
                 await session.execute(text("SET TRANSACTION READ ONLY"))
                 yield session
         except DBAPIError as exc:
-            if sqlstate(exc) == _READ_ONLY_SQLSTATE:
+            if sqlstate(exc) == SQLState.READ_ONLY_SQL_TRANSACTION:
                 raise _write_refused(exc) from exc
             raise
 

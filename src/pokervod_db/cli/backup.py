@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from pokervod_db.errors import PokervodDBError
-from pokervod_db.settings import Settings
+from pokervod_db.settings import Settings, load_settings
 
-from .dispatch import load_settings, with_agent
+from .dispatch import with_agent
 from .options import ArchiveArgument, JsonOption, YesOption
 
 if TYPE_CHECKING:
@@ -93,6 +93,11 @@ def backup(
     if ctx.invoked_subcommand is not None:
         _refuse_create_options(ctx)
         return
+    # The library names its parameters; these say the same in the words of this command.
+    if jobs < 1:
+        raise PokervodDBError(f"--jobs must be at least 1, not {jobs}")
+    if jobs > 1 and fmt != "directory":
+        raise PokervodDBError("--jobs above 1 needs --format directory")
     settings = load_settings()
     if physical:
         _physical_backup(settings, full=full, as_json=as_json)
@@ -232,6 +237,13 @@ def backup_prune(
     from pokervod_db.backup import prune_backups
     from pokervod_db.backup.physical import list_physical, prune_physical
 
+    if keep_daily < 0 or keep_weekly < 0:
+        raise PokervodDBError("--keep-daily and --keep-weekly cannot be negative")
+    if keep_daily == 0 and keep_weekly == 0:
+        raise PokervodDBError(
+            "--keep-daily 0 and --keep-weekly 0 would delete every backup but the newest "
+            "verified one; keep at least one day or week"
+        )
     settings = load_settings()
     result = prune_backups(
         settings, keep_daily=keep_daily, keep_weekly=keep_weekly, dry_run=dry_run

@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 from pokervod_db import migrate
+from pokervod_db.settings import load_settings
 
-from .dispatch import load_settings, run_migration
+from .dispatch import run_migration
 from .render import say
 
 app = typer.Typer()

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from pokervod_db import replicas
+from pokervod_db.settings import load_settings
 
-from .dispatch import load_settings
 from .options import JsonOption
 from .render import human_bytes, print_json, say
 

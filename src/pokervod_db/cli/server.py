@@ -9,9 +9,9 @@ import typer
 from pokervod_db import embedded
 from pokervod_db.database import async_session_factory, create_engine, transaction
 from pokervod_db.errors import PokervodDBError, translated
-from pokervod_db.settings import Settings
+from pokervod_db.settings import Settings, load_settings
 
-from .dispatch import load_settings, run, run_migration, started_settings
+from .dispatch import run, run_migration, started_settings
 from .inspect import show_overview
 from .render import say
 
