@@ -12,7 +12,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine_
@@ -25,6 +25,9 @@ from pokervod_db import embedded
 from pokervod_db.errors import DatabaseUnavailableError, translate
 from pokervod_db.settings import SCHEMA, Settings
 from pokervod_db.softdelete import HIDE_DELETED
+
+if TYPE_CHECKING:
+    from pokervod_db.routing import ReadRouter
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +203,7 @@ class Database:
 
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
+    router: ReadRouter | None = None
 
     @classmethod
     def from_settings(
@@ -208,10 +212,16 @@ class Database:
         """The engine (one pool) and its sessions; share it, e.g. ``DatabaseAgent(database=…)``.
 
         Without ``DATABASE_URL`` the embedded server is joined (and started when it is not
-        running), as the CLI and the agent do."""
+        running), as the CLI and the agent do. With ``DATABASE_REPLICA_URLS`` it also routes
+        `read_transaction` (routing.py)."""
         settings = embedded.start(settings)
         engine = create_engine(settings, application_name=application_name)
-        return cls(engine=engine, session_factory=async_session_factory(engine))
+        database = cls(engine=engine, session_factory=async_session_factory(engine))
+        if settings.replica_urls is not None:
+            from pokervod_db.routing import ReadRouter
+
+            database.router = ReadRouter(settings, database.session_factory)
+        return database
 
     async def get_db(self) -> AsyncIterator[AsyncSession]:
         """FastAPI dependency: ``Depends(database.get_db)``."""
@@ -222,7 +232,16 @@ class Database:
         """``async with database.transaction() as session:`` commits or rolls back."""
         return transaction(self.session_factory)
 
+    def read_transaction(self) -> Any:
+        """``async with database.read_transaction() as session:`` a read-only transaction on a
+        replica within ``DB_REPLICA_MAX_LAG_S``, on the primary when none is (see routing.py)."""
+        from pokervod_db.routing import read_transaction
+
+        return read_transaction(self.session_factory, self.router)
+
     async def dispose(self) -> None:
+        if self.router is not None:
+            await self.router.dispose()
         await self.engine.dispose()
 
 

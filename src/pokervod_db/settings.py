@@ -88,6 +88,14 @@ class Settings(BaseSettings):
     backup_s3_prefix: str = Field(default="pokervod/", alias="BACKUP_S3_PREFIX")
     backup_s3_endpoint_url: str | None = Field(default=None, alias="BACKUP_S3_ENDPOINT_URL")
     backup_s3_region: str | None = Field(default=None, alias="BACKUP_S3_REGION")
+    # Streaming replicas and continuous archiving (pokervod_db.replicas, backup.physical).
+    # Replica URLs may hold passwords, hence a secret; reads go there only within the lag bound.
+    replica_urls: SecretStr | None = Field(default=None, alias="DATABASE_REPLICA_URLS")
+    replica_max_lag_s: float = Field(default=10.0, ge=0, alias="DB_REPLICA_MAX_LAG_S")
+    backup_wal: bool = Field(default=False, alias="BACKUP_WAL")
+    # archive_timeout of the embedded server: a WAL segment is archived at least this often
+    # when there are writes, so at most about this many seconds of commits are at risk.
+    wal_archive_timeout_s: int = Field(default=60, ge=1, le=3600, alias="WAL_ARCHIVE_TIMEOUT_S")
 
     @field_validator("database_url", mode="before")
     @classmethod
@@ -102,6 +110,29 @@ class Settings(BaseSettings):
         if value is not None:
             _parse(value.get_secret_value())
         return value
+
+    @field_validator("replica_urls", mode="before")
+    @classmethod
+    def _empty_replicas_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("replica_urls")
+    @classmethod
+    def _valid_replica_urls(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            for part in value.get_secret_value().split(","):
+                if part.strip():
+                    _parse(part.strip())
+        return value
+
+    def replica_url_list(self) -> list[URL]:
+        """The replicas of ``DATABASE_REPLICA_URLS`` in order (driver not normalised)."""
+        if self.replica_urls is None:
+            return []
+        parts = self.replica_urls.get_secret_value().split(",")
+        return [_parse(p.strip()) for p in parts if p.strip()]
 
     @property
     def uses_embedded(self) -> bool:
