@@ -1,0 +1,271 @@
+"""Hostile archives: whatever an archive holds, restore and verify run none of its code.
+
+Each case plants code or foreign objects, makes an archive of it, and asserts the restore and the
+verify refuse it with one line while none of the planted code ran: no role created, no file
+written by ``COPY … TO PROGRAM``, no database setting changed, no object left behind.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pokervod_db import backup
+from pokervod_db.backup.archive import ArchiveKind, archive_sha256, archive_size, read_manifest
+from pokervod_db.backup.load import _DataReader
+from pokervod_db.backup.tools import find_tools
+from pokervod_db.errors import BackupError
+from pokervod_db.settings import SCHEMA, Settings
+from tests.backup_support import all_rows, change_data, connect, fill, schemas
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def filled(db_settings: Settings, session, tmp_path: Path) -> Settings:
+    await fill(session)
+    return db_settings.model_copy(update={"backup_dir": tmp_path / "backups"})
+
+
+class Harm:
+    """What planted code would leave behind if it ever ran."""
+
+    def __init__(self) -> None:
+        token = uuid.uuid4().hex[:10]
+        self.role = f"pwned_{token}"
+        # /tmp: the server may run as another OS user than the tests (embedded, as root).
+        self.marker = Path(f"/tmp/pokervod_pwned_{token}")
+
+    def evil_body(self) -> str:
+        """PL/pgSQL doing what an attacker wants, disarmed by a setting while it is planted."""
+        return f"""
+        BEGIN
+          IF current_setting('pokervod_test.disarm', true) = 'on' THEN RETURN true; END IF;
+          EXECUTE 'CREATE ROLE {self.role} SUPERUSER LOGIN';
+          EXECUTE format('ALTER DATABASE %I SET work_mem = %L', current_database(), '7MB');
+          EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {self.marker}''';
+          RETURN true;
+        END"""
+
+    def assert_nothing_ran(self, settings: Settings) -> None:
+        with connect(settings, autocommit=True) as conn:
+            role = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (self.role,)
+            ).fetchone()
+            if role is not None:  # never leave a superuser behind, even when the test fails
+                conn.execute(f'DROP ROLE "{self.role}"')
+            settings_rows = conn.execute(
+                "SELECT setconfig FROM pg_db_role_setting s JOIN pg_database d "
+                "ON d.oid = s.setdatabase WHERE d.datname = current_database()"
+            ).fetchall()
+        assert role is None, "planted code created a role"
+        assert settings_rows == [], f"planted code changed database settings: {settings_rows}"
+        assert not self.marker.exists(), "planted code wrote a file through COPY TO PROGRAM"
+
+    def cleanup(self) -> None:
+        self.marker.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def harm() -> Iterator[Harm]:
+    h = Harm()
+    yield h
+    h.cleanup()
+
+
+def _forge_manifest(archive: Path, template: Path) -> None:
+    """Give ``archive`` a manifest copied from a real one with its size and sha256 (as an
+    attacker who can write the backup directory would)."""
+    manifest = read_manifest(template)
+    manifest.archive = archive.name
+    manifest.kind = ArchiveKind.CUSTOM
+    manifest.size_bytes = archive_size(archive)
+    manifest.sha256 = archive_sha256(archive)
+    (archive.parent / f"{archive.name}.manifest.json").write_text(manifest.to_json())
+
+
+def _pg_dump(settings: Settings, out: Path, *args: str) -> None:
+    tools = find_tools(settings)
+    subprocess.run(
+        [
+            tools.path("pg_dump"),
+            "--format",
+            "custom",
+            "--file",
+            str(out),
+            *args,
+            "--dbname",
+            settings.libpq_url(),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+def _objects(settings: Settings) -> list[str]:
+    """Functions, triggers and event triggers and publications in the database."""
+    with connect(settings) as conn:
+        rows = conn.execute(
+            "SELECT 'function ' || p.oid::regprocedure::text FROM pg_proc p "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN "
+            "('pg_catalog', 'information_schema') "
+            "UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal "
+            "UNION ALL SELECT 'event trigger ' || evtname FROM pg_event_trigger "
+            "UNION ALL SELECT 'publication ' || pubname FROM pg_publication ORDER BY 1"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _assert_refused(settings: Settings, archive: Path, match: str, harm: Harm) -> None:
+    rows, objects, names = all_rows(settings), _objects(settings), schemas(settings)
+    files = sorted(p.name for p in settings.backup_dir.iterdir())
+    with pytest.raises(BackupError, match=match):
+        backup.restore_backup(settings, archive=archive)
+    with pytest.raises(BackupError, match=match):
+        backup.verify_backup(settings, archive, record=False)
+    harm.assert_nothing_ran(settings)
+    assert all_rows(settings) == rows
+    assert _objects(settings) == objects
+    assert schemas(settings) == names
+    assert sorted(p.name for p in settings.backup_dir.iterdir()) == files, "a file was written"
+
+
+def test_planted_check_function_trigger_and_security_definer_are_refused_and_never_run(
+    filled: Settings, harm: Harm
+) -> None:
+    with connect(filled, autocommit=True) as conn:
+        conn.execute("SET pokervod_test.disarm = 'on'")
+        conn.execute(
+            f"CREATE FUNCTION {SCHEMA}.evil() RETURNS boolean LANGUAGE plpgsql VOLATILE "
+            f"AS $$ {harm.evil_body()} $$"
+        )
+        conn.execute(
+            f"ALTER TABLE {SCHEMA}.projects ADD CONSTRAINT ck_evil CHECK ({SCHEMA}.evil())"
+        )
+        conn.execute("CREATE TABLE public.stolen (code text)")
+        conn.execute(
+            f"CREATE FUNCTION {SCHEMA}.copy_out() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN INSERT INTO public.stolen VALUES (NEW.code); "
+            f"PERFORM {SCHEMA}.evil(); RETURN NEW; END $$"
+        )
+        conn.execute(
+            f"CREATE TRIGGER trg_copy_out AFTER INSERT ON {SCHEMA}.projects "
+            f"FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.copy_out()"
+        )
+        conn.execute(
+            f"CREATE FUNCTION {SCHEMA}.backdoor() RETURNS boolean LANGUAGE plpgsql "
+            f"SECURITY DEFINER AS $$ {harm.evil_body()} $$"
+        )
+    made = backup.create_backup(filled)
+    with connect(filled, autocommit=True) as conn:  # the live schema is clean again
+        conn.execute(f"ALTER TABLE {SCHEMA}.projects DROP CONSTRAINT ck_evil")
+        conn.execute(f"DROP TRIGGER trg_copy_out ON {SCHEMA}.projects")
+        conn.execute(f"DROP FUNCTION {SCHEMA}.evil(), {SCHEMA}.copy_out(), {SCHEMA}.backdoor()")
+    change_data(filled)
+    _assert_refused(
+        filled, made.file, r"holds FUNCTION pokervod (evil|copy_out|backdoor)\(\)", harm
+    )
+
+
+@pytest.mark.parametrize("name", ["pokervod evil", "pokervod.evil"])
+def test_schema_whose_name_only_starts_like_ours_is_refused(
+    filled: Settings, harm: Harm, name: str
+) -> None:
+    made = backup.create_backup(filled)
+    quoted = '"' + name + '"'
+    with connect(filled, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {quoted}")
+        conn.execute(f"CREATE TABLE {quoted}.projects (id int)")
+    forged = filled.backup_dir / "forged.dump"
+    _pg_dump(filled, forged, "--schema", SCHEMA, "--schema", quoted)
+    _forge_manifest(forged, made.file)
+    with connect(filled, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {quoted} CASCADE")
+    _assert_refused(filled, forged, "refused|outside schema", harm)
+
+
+def test_full_dump_with_event_trigger_publication_and_database_settings_is_refused(
+    filled: Settings, harm: Harm
+) -> None:
+    made = backup.create_backup(filled)
+    with connect(filled, autocommit=True) as conn:
+        conn.execute("SET pokervod_test.disarm = 'on'")
+        conn.execute(
+            "CREATE FUNCTION public.on_ddl() RETURNS event_trigger LANGUAGE plpgsql "
+            "AS $$ BEGIN PERFORM public.evil(); END $$"
+        )
+        conn.execute(
+            "CREATE FUNCTION public.evil() RETURNS boolean LANGUAGE plpgsql "
+            f"AS $$ {harm.evil_body()} $$"
+        )
+        conn.execute("CREATE EVENT TRIGGER pwn ON ddl_command_end EXECUTE FUNCTION public.on_ddl()")
+        conn.execute(f"CREATE PUBLICATION pwn_pub FOR TABLE {SCHEMA}.projects")
+        database = conn.execute("SELECT current_database()").fetchone()
+        assert database is not None
+        conn.execute(f"ALTER DATABASE \"{database[0]}\" SET work_mem = '9MB'")
+    forged = filled.backup_dir / "full.dump"
+    _pg_dump(filled, forged, "--create")
+    _forge_manifest(forged, made.file)
+    with connect(filled, autocommit=True) as conn:
+        conn.execute("DROP EVENT TRIGGER pwn")
+        conn.execute("DROP PUBLICATION pwn_pub")
+        conn.execute("DROP FUNCTION public.on_ddl(), public.evil()")
+        conn.execute(f'ALTER DATABASE "{database[0]}" RESET ALL')
+    _assert_refused(filled, forged, "refused|outside schema", harm)
+
+
+def test_data_stream_with_sql_after_the_end_marker_is_refused_and_not_run(
+    filled: Settings, harm: Harm
+) -> None:
+    """pg_restore's output is read, not run: SQL smuggled after ``\\.`` never executes."""
+    script = (
+        "--\n-- PostgreSQL database dump\n--\n\\restrict abc123\nSET client_encoding = 'UTF8';\n"
+        f"COPY {SCHEMA}.tags (name, name_display, category) FROM stdin;\n"
+        "x\tX\temotion\n\\.\n"
+        f"CREATE ROLE {harm.role} SUPERUSER LOGIN;\n"
+    ).encode()
+    with connect(filled) as conn, conn.cursor() as cur:
+        cur.execute(f"TRUNCATE {SCHEMA}.tags CASCADE")  # as in a restore: COPY FREEZE needs it
+        reader = _DataReader(cur, revision=None, on_copy=lambda: None)
+        with pytest.raises(BackupError, match="not table data"):
+            for i in range(0, len(script), 7):  # small chunks: markers split across reads
+                reader.feed(script[i : i + 7])
+        conn.rollback()
+    harm.assert_nothing_ran(filled)
+
+
+def test_data_stream_into_an_unknown_table_is_refused(filled: Settings) -> None:
+    script = b"COPY pokervod.evil (a) FROM stdin;\n1\n\\.\n"
+    with connect(filled) as conn, conn.cursor() as cur:
+        reader = _DataReader(cur, revision=None, on_copy=lambda: None)
+        with pytest.raises(BackupError, match="unknown table 'evil'"):
+            reader.feed(script)
+        conn.rollback()
+
+
+def test_rows_that_look_like_end_markers_round_trip_exactly(filled: Settings) -> None:
+    with connect(filled, autocommit=True) as conn:
+        conn.execute(
+            f"INSERT INTO {SCHEMA}.tags (name, name_display, category) VALUES "
+            "('\\.', E'\\\\.\\n\\\\.', 'emotion'), (E'a\\n\\\\.\\nCREATE ROLE x;', 'b', 'emotion')"
+        )
+    made = backup.create_backup(filled)
+    rows = all_rows(filled)
+    change_data(filled)
+    backup.restore_backup(filled, archive=made.file, safety_backup=False)
+    assert all_rows(filled) == rows
+
+
+def test_restored_schema_has_no_drift_from_our_migrations(filled: Settings) -> None:
+    """The schema a restore leaves is the one our migrations build, object for object."""
+    from pokervod_db import migrate
+
+    made = backup.create_backup(filled)
+    before = _objects(filled)
+    backup.restore_backup(filled, archive=made.file, safety_backup=False)
+    assert migrate.drift(filled) == []
+    assert _objects(filled) == before
