@@ -32,13 +32,21 @@ def configured(settings: Settings) -> bool:
     return bool(settings.backup_s3_bucket and settings.backup_s3_bucket.strip())
 
 
-def _client(settings: Settings) -> Any:
+def require_boto3() -> None:
+    """Fail in one line when a bucket is configured but boto3 is not installed."""
     try:
-        import boto3
+        import boto3  # noqa: F401
+        import botocore.exceptions  # noqa: F401
     except ImportError as exc:
         raise ConfigurationError(
             "BACKUP_S3_BUCKET is set but boto3 is not installed; install pokervod-db[s3]"
         ) from exc
+
+
+def _client(settings: Settings) -> Any:
+    require_boto3()
+    import boto3
+
     return boto3.client(
         "s3",
         endpoint_url=settings.backup_s3_endpoint_url or None,
@@ -60,9 +68,9 @@ def _fail(action: str, exc: Exception) -> BackupError:
 
 def upload(settings: Settings, archive: Path) -> str:
     """Copy an archive and its manifest to the bucket; returns the archive's key."""
+    client = _client(settings)
     from botocore.exceptions import BotoCoreError, ClientError
 
-    client = _client(settings)
     bucket = settings.backup_s3_bucket
     manifest = manifest_path(archive)
     try:
@@ -77,9 +85,9 @@ def upload(settings: Settings, archive: Path) -> str:
 
 def list_remote(settings: Settings) -> list[str]:
     """Names of the manifests in the bucket (complete uploads), newest first."""
+    client = _client(settings)
     from botocore.exceptions import BotoCoreError, ClientError
 
-    client = _client(settings)
     prefix = _key(settings, "")
     names: list[str] = []
     try:
@@ -118,11 +126,11 @@ def download(settings: Settings, name: str, *, backup_dir: Path | None = None) -
     only when complete and checked: a failed fetch leaves no partial file and never touches
     files that were there. Keys that would leave the directory (``../``) are refused.
     """
-    from botocore.exceptions import BotoCoreError, ClientError
-
     if not name or name != Path(name).name or name in (".", "..") or "\\" in name:
         raise BackupError(f"{name!r} is not a backup file name; use a name from `backup list`")
     client = _client(settings)
+    from botocore.exceptions import BotoCoreError, ClientError
+
     bucket = settings.backup_s3_bucket
     target_dir = ensure_backup_dir(backup_dir or settings.backup_dir)
     archive = target_dir / name
