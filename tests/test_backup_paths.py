@@ -184,7 +184,9 @@ def test_fetch_of_a_directory_archive_with_dotdot_keys_writes_nothing_outside(
 
     made = backup.create_backup(bucket_settings, fmt="directory")
     s3 = boto3.client("s3", endpoint_url=s3_endpoint)
-    s3.put_object(Bucket="pokervod-paths", Key=f"p/{made.file.name}/../../../escaped.txt", Body=b"pwned")
+    s3.put_object(
+        Bucket="pokervod-paths", Key=f"p/{made.file.name}/../../../escaped.txt", Body=b"pwned"
+    )
     target = tmp_path / "elsewhere" / "backups"
     target.mkdir(parents=True, mode=0o700)
     other = bucket_settings.model_copy(update={"backup_dir": target})
