@@ -7,6 +7,7 @@ written by ``COPY … TO PROGRAM``, no database setting changed, no object left 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -269,3 +270,34 @@ def test_restored_schema_has_no_drift_from_our_migrations(filled: Settings) -> N
     backup.restore_backup(filled, archive=made.file, safety_backup=False)
     assert migrate.drift(filled) == []
     assert _objects(filled) == before
+
+
+def test_load_runs_as_the_schema_owner_not_as_the_superuser(
+    filled: Settings, pg_server, fresh_db_name: str
+) -> None:
+    """Least rights: the new schema and its tables belong to the old schema's owner."""
+    if os.environ.get("POKERVOD_TEST_DATABASE_URL"):
+        pytest.skip("creates a role: only on the embedded test server, never on a shared one")
+    role = f"pokervod_owner_{uuid.uuid4().hex[:8]}"
+    with connect(filled, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" NOLOGIN')
+        conn.execute(f'GRANT CREATE ON DATABASE "{fresh_db_name}" TO "{role}"')
+        conn.execute(f'ALTER SCHEMA {SCHEMA} OWNER TO "{role}"')
+    try:
+        made = backup.create_backup(filled)
+        backup.restore_backup(filled, archive=made.file, safety_backup=False)
+        with connect(filled) as conn:
+            owners = conn.execute(
+                "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s "
+                "UNION SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = %s",
+                (SCHEMA, SCHEMA),
+            ).fetchall()
+        assert {r[0] for r in owners} == {role}
+    finally:
+        with connect(filled, autocommit=True) as conn:
+            conn.execute(f'REASSIGN OWNED BY "{role}" TO CURRENT_USER')
+            conn.execute(f'DROP OWNED BY "{role}"')
+        pg_server.drop_database(fresh_db_name)
+        with pg_server.admin() as admin:
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')

@@ -164,6 +164,27 @@ def _set_aside_keys_and_indexes(cur: Any) -> list[str]:
     return rebuild
 
 
+def _become_schema_owner(cur: Any) -> str | None:
+    """Run the load as the owner of the existing schema when that role can do it (least rights).
+
+    A superuser (or any member of the owner role) restoring the data of an application role
+    then creates the new schema and its tables as that role, so ownership stays as it was and
+    nothing in the load runs with more rights than the schema's owner has.
+    """
+    cur.execute(
+        "SELECT r.rolname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner "
+        "WHERE n.nspname = %s AND r.rolname <> current_user AND NOT r.rolsuper "
+        "AND pg_has_role(current_user, r.oid, 'MEMBER') "
+        "AND has_database_privilege(r.oid, current_database(), 'CREATE')",
+        (SCHEMA,),
+    )
+    row = cur.fetchone()
+    if row is None:
+        return None
+    cur.execute(f"SET LOCAL ROLE {quote_ident(str(row[0]))}")
+    return str(row[0])
+
+
 class _DataReader:
     """Reads pg_restore's data-only script and turns it into COPY data and setval calls.
 
@@ -395,6 +416,7 @@ def load_archive(
                 "least(%s, current_setting('max_worker_processes')::int)::text, true)",
                 (PARALLEL_MAINTENANCE_WORKERS,),
             )
+            _become_schema_owner(cur)
             if move_existing_to is not None:
                 cur.execute(
                     f"ALTER SCHEMA {quote_ident(SCHEMA)} RENAME TO {quote_ident(move_existing_to)}"
