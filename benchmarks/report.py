@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks import events_load
+
 
 def _mark(met: bool | None) -> str:
     return "–" if met is None else ("yes" if met else "**no**")
@@ -101,11 +103,13 @@ def markdown(r: dict[str, Any]) -> str:
             lines.append(f"| pokervod_db.backup | {pkg.get('skipped')} | – | – | – |")
     else:
         lines.append(f"| backup/restore | {br.get('skipped')} | – | – | – |")
+    events_section = [] if "events" not in r else events_load.markdown_lines(r["events"])
     lines += [
         f"| database size | – | {r['database_size']} | – | – |",
         "",
         "PostgreSQL settings: "
         + ", ".join(f"{k}={v}" for k, v in r["postgres"]["settings"].items()),
         "",
+        *events_section,
     ]
     return "\n".join(lines)

@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks import ops, reads, writes
+from benchmarks import events_load, ops, reads, writes
 from benchmarks.generate import GENERATOR_VERSION, generate
 from benchmarks.report import markdown
 from benchmarks.scales import SCALES, Scale
@@ -131,6 +131,8 @@ async def run_benchmark(
         )
     finally:
         await engine.dispose()
+    per_writer = 5 if scale.name == "tiny" else events_load.EVENTS_PER_WRITER
+    events = await events_load.time_events(settings, per_writer=per_writer, log=log)
     log("backup and restore …")
     backup = ops.time_backup_restore(settings, db_name, log=log)
     return {
@@ -153,6 +155,7 @@ async def run_benchmark(
         "ingest": write_results,
         "migration": migration,
         "backup_restore": backup,
+        "events": events,
     }
 
 
