@@ -296,15 +296,15 @@ def iter_backups(backup_dir: Path) -> Iterator[tuple[str, Path | None, Path | No
 def remove_archive(path: Path) -> None:
     """Delete an archive (file or directory) without ever following a symbolic link.
 
-    A link is removed as a link; a directory is walked with ``os.fwalk``-free ``lstat`` checks so
-    a link planted inside it deletes nothing it points at.
+    A link is removed as a link (never what it points at); a directory is removed by
+    ``shutil.rmtree``, which unlinks links inside it instead of descending into them.
     """
     try:
         mode = path.lstat().st_mode
     except FileNotFoundError:
         return
     if stat.S_ISDIR(mode):
-        shutil.rmtree(path)  # rmtree never follows links (it unlinks them; its fd-based walk)
+        shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
 

@@ -2,8 +2,10 @@
 
 A restore or verify first proves, without a connection, that the file exists, is a pg_dump
 archive (by its bytes, then by ``pg_restore --list``), matches its manifest's size and sha256 (a
-truncated or altered file does not), holds schema ``pokervod`` and nothing outside it, and is at
-a revision this code knows. Any failure is one `BackupError` line and nothing has changed.
+truncated or altered file does not), holds schema ``pokervod`` and nothing outside it, holds
+nothing but table data and the objects our own migrations create (no foreign function, trigger,
+event trigger, publication, database setting, …: `data_only_problem`), and is at a revision
+this code knows. Any failure is one `BackupError` line and nothing has changed.
 """
 
 from __future__ import annotations
