@@ -17,6 +17,7 @@ import pytest
 
 from pokervod_db import backup
 from pokervod_db.backup.archive import ArchiveKind, archive_sha256, archive_size, read_manifest
+from pokervod_db.backup.checks import TocInfo, _parse_entry, data_only_problem
 from pokervod_db.backup.load import _DataReader
 from pokervod_db.backup.tools import find_tools
 from pokervod_db.errors import BackupError
@@ -301,3 +302,66 @@ def test_load_runs_as_the_schema_owner_not_as_the_superuser(
         pg_server.drop_database(fresh_db_name)
         with pg_server.admin() as admin:
             admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+GOOD_TOC = [
+    "5; 2615 16390 SCHEMA - pokervod postgres",
+    "220; 1255 16400 FUNCTION pokervod set_updated_at() postgres",
+    "230; 1259 16410 TABLE pokervod projects postgres",
+    "231; 1259 16411 SEQUENCE pokervod agent_events_id_seq postgres",
+    "240; 0 16410 TABLE DATA pokervod projects postgres",
+    "241; 0 0 SEQUENCE SET pokervod agent_events_id_seq postgres",
+    "250; 2606 16420 CONSTRAINT pokervod projects pk_projects postgres",
+    "251; 1259 16421 INDEX pokervod ix_projects_code postgres",
+    "252; 2606 16422 FK CONSTRAINT pokervod seasons fk_seasons_project_id_projects postgres",
+    "253; 2620 16423 TRIGGER pokervod projects trg_projects_updated_at postgres",
+]
+
+
+def _toc(*extra: str) -> TocInfo:
+    info = TocInfo()
+    for line in [*GOOD_TOC, *extra]:
+        entry = _parse_entry(line)
+        assert entry is not None, line
+        info.entries.append(entry)
+    return info
+
+
+def test_toc_of_a_normal_backup_passes_the_data_only_check() -> None:
+    toc = _toc()
+    assert data_only_problem(toc) is None
+    assert toc.has_schema
+    assert [e.dump_id for e in toc.data_entries()] == [240, 241]
+
+
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [
+        ("300; 3466 17000 EVENT TRIGGER - pwn postgres", "EVENT TRIGGER - pwn"),
+        ("301; 6104 17001 PUBLICATION - pwn_pub postgres", "PUBLICATION - pwn_pub"),
+        (
+            "302; 6106 17002 PUBLICATION TABLE pokervod pwn_pub projects postgres",
+            "PUBLICATION TABLE",
+        ),
+        ("303; 0 0 DATABASE PROPERTIES - pokervod postgres", "DATABASE PROPERTIES - pokervod"),
+        ("304; 1262 16384 DATABASE - pokervod postgres", "DATABASE - pokervod"),
+        ("305; 0 0 ACL - DATABASE pokervod postgres", "ACL - DATABASE pokervod"),
+        ("306; 1255 17003 FUNCTION pokervod evil() postgres", "FUNCTION pokervod evil()"),
+        ("307; 2620 17004 TRIGGER pokervod projects trg_copy_out postgres", "TRIGGER pokervod"),
+        ("308; 2618 17005 RULE pokervod projects r postgres", "RULE pokervod projects r"),
+        ("309; 3256 17006 POLICY pokervod projects p postgres", "POLICY pokervod projects p"),
+        ("310; 2615 17007 SCHEMA - pokervod evil postgres", "SCHEMA - pokervod evil"),
+        ("311; 1259 17008 TABLE pokervod evil projects postgres", "TABLE pokervod evil projects"),
+        ("312; 0 17008 TABLE DATA pokervod evil projects postgres", "TABLE DATA pokervod evil"),
+        ("313; 0 17009 TABLE DATA pokervod.evil projects postgres", "TABLE DATA pokervod.evil"),
+        ("314; 0 17010 TABLE DATA pokervod stolen postgres", "TABLE DATA pokervod stolen"),
+        ("315; 3079 17011 EXTENSION - dblink", "EXTENSION - dblink"),
+        ("316; 1255 17012 PROCEDURE pokervod p() postgres", "PROCEDURE pokervod p()"),
+        ("317; 0 0 SOMETHING NEW pokervod x postgres", "SOMETHING"),
+    ],
+)
+def test_toc_entries_beyond_data_and_our_objects_are_refused_naming_them(
+    line: str, named: str
+) -> None:
+    problem = data_only_problem(_toc(line))
+    assert problem is not None and problem.startswith(named), problem

@@ -140,7 +140,7 @@ class TocEntry:
         return self.words[0] if self.words else "-"
 
     def describe(self) -> str:
-        shown = " ".join(self.words[:-1]) if len(self.words) > 1 else " ".join(self.words)
+        shown = " ".join(self.words[:-1] if len(self.words) > 2 else self.words)  # less the owner
         return f"{self.desc} {shown}".strip()
 
 
