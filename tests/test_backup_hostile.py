@@ -365,3 +365,21 @@ def test_toc_entries_beyond_data_and_our_objects_are_refused_naming_them(
 ) -> None:
     problem = data_only_problem(_toc(line))
     assert problem is not None and problem.startswith(named), problem
+
+
+def test_rows_that_break_our_constraints_roll_the_whole_restore_back(filled: Settings) -> None:
+    """The archive's rows meet our migrations' constraints, not the archive's (here: none)."""
+    with connect(filled, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE {SCHEMA}.tags DROP CONSTRAINT ck_tags_category_valid")
+        conn.execute(
+            f"INSERT INTO {SCHEMA}.tags (name, name_display, category) "
+            "VALUES ('bad', 'Bad', 'not-a-category')"
+        )
+    made = backup.create_backup(filled)
+    with connect(filled, autocommit=True) as conn:
+        conn.execute(f"DELETE FROM {SCHEMA}.tags WHERE name = 'bad'")
+    rows = all_rows(filled)
+    with pytest.raises(BackupError, match=r"rolled back: .*ck_tags_category_valid"):
+        backup.restore_backup(filled, archive=made.file, safety_backup=False)
+    assert all_rows(filled) == rows
+    assert schemas(filled) == ["pokervod"]

@@ -42,7 +42,7 @@ from pokervod_db.backup.content import object_counts_sql, quote_ident, quote_lit
 from pokervod_db.backup.progress import Progress, ProgressFn, Throttle, report
 from pokervod_db.backup.streams import CHUNK, Feeder
 from pokervod_db.backup.tools import PgTools, StderrReader, spawn, stop
-from pokervod_db.errors import BackupError, PokervodDBError
+from pokervod_db.errors import BackupError
 from pokervod_db.settings import SCHEMA, Settings
 
 # Index builds after the load: memory and parallel workers for the sorts (transaction-local).
@@ -463,21 +463,15 @@ def load_archive(
                 cur.execute(extra_sql)
             cur.execute(check_sql(check.manifest))
             conn.commit()
-        except BackupError:
-            conn.rollback()
-            raise
-        except PokervodDBError:
-            conn.rollback()
-            raise
         except Exception as exc:
             from psycopg import Error as PsycopgError
 
-            if not isinstance(exc, PsycopgError):
-                raise
             try:
                 conn.rollback()
-            except Exception:  # the connection may be gone; the server rolled back anyway
-                pass
+            except Exception:  # mid-COPY or connection gone: the server rolls back anyway
+                conn.invalidate()
+            if not isinstance(exc, PsycopgError):
+                raise
             message = str(exc).strip().splitlines()
             raise BackupError(
                 f"the {phase} failed and was rolled back: {message[0] if message else exc}"
