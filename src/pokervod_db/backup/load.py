@@ -68,10 +68,16 @@ _ENCODING = re.compile(r"^SET client_encoding = '(?P<enc>[A-Za-z0-9_]+)';$")
 _END_OF_DATA = b"\\.\n"
 
 
-def check_sql(manifest: Manifest) -> str:
-    """A DO block that raises unless the loaded schema matches the manifest."""
+def check_sql(manifest: Manifest, *, counted: frozenset[str] = frozenset()) -> str:
+    """A DO block that raises unless the loaded schema matches the manifest.
+
+    Tables in ``counted`` were filled by one COPY each into an empty table, so COPY's own row
+    count is theirs (checked by the caller): counting them again would read every row once more.
+    """
     lines = ["DO $pokervod_check$", "DECLARE n bigint; r text;", "BEGIN"]
     for table, expected in sorted(manifest.row_counts.items()):
+        if table in counted:
+            continue
         lines.append(f"  SELECT count(*) INTO n FROM {quote_ident(SCHEMA)}.{quote_ident(table)};")
         lines.append(
             f"  IF n <> {int(expected)} THEN RAISE EXCEPTION "
@@ -185,6 +191,20 @@ def _become_schema_owner(cur: Any) -> str | None:
     return str(row[0])
 
 
+def _require_empty_tables(cur: Any) -> None:
+    """Our migrations create empty tables (COPY's row counts rely on it); prove it, cheaply."""
+    ns = f"(SELECT oid FROM pg_namespace WHERE nspname = {quote_literal(SCHEMA)})"
+    cur.execute(
+        f"SELECT format('%s', oid::regclass) FROM pg_class WHERE relnamespace = {ns} "
+        "AND relkind IN ('r', 'p') AND relname <> 'alembic_version'"
+    )
+    for (table,) in cur.fetchall():
+        cur.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
+        row = cur.fetchone()
+        if row is not None and row[0]:
+            raise BackupError(f"table {table} is not empty after the migrations; cannot restore")
+
+
 class _DataReader:
     """Reads pg_restore's data-only script and turns it into COPY data and setval calls.
 
@@ -203,7 +223,9 @@ class _DataReader:
         self._copy_cm: Any = None
         self._at_line_start = True
         self._version_rows: list[bytes] | None = None
+        self._table = ""
         self.loaded: list[str] = []
+        self.counts: dict[str, int] = {}  # rows COPY reported per table
 
     def feed(self, chunk: bytes) -> None:
         self._buf += chunk
@@ -240,7 +262,10 @@ class _DataReader:
                 raise BackupError(f"the archive holds rows for an unknown table {table!r}")
             columns = [_unquote(c) for c in _COLUMN.findall(m["cols"])]
             self._on_copy()
+            if table in self.loaded:
+                raise BackupError(f"the archive holds the rows of table {table!r} twice")
             self.loaded.append(table)
+            self._table = table
             if table == "alembic_version":
                 # Our migrations wrote the revision; the archive's row must say the same.
                 self._version_rows = []
@@ -330,6 +355,7 @@ class _DataReader:
             return
         self._copy_cm.__exit__(None, None, None)
         self._copy = self._copy_cm = None
+        self.counts[self._table] = int(self._cur.rowcount)
 
 
 def _unquote(name: str) -> str:
@@ -423,6 +449,7 @@ def load_archive(
                 )
             build_schema(conn, check.manifest.revision)
             rebuild = _set_aside_keys_and_indexes(cur)
+            _require_empty_tables(cur)
             env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}  # pg_restore only reads the archive
             restore = spawn(
                 argv,
@@ -459,9 +486,16 @@ def load_archive(
                 progress,
                 Progress(f"{phase}: check", tables_total, tables_total, bytes_total, bytes_total),
             )
+            for table, rows in sorted(reader.counts.items()):
+                expected = check.manifest.row_counts.get(table)
+                if rows != expected:
+                    raise BackupError(
+                        f"restore check failed: table {table} has {rows} rows, the manifest "
+                        f"says {expected}; nothing was changed"
+                    )
             if extra_sql:
                 cur.execute(extra_sql)
-            cur.execute(check_sql(check.manifest))
+            cur.execute(check_sql(check.manifest, counted=frozenset(reader.counts)))
             conn.commit()
         except Exception as exc:
             from psycopg import Error as PsycopgError
