@@ -23,7 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from pokervod_db import embedded
 from pokervod_db.errors import DatabaseUnavailableError, translate
-from pokervod_db.settings import SCHEMA, Settings
+from pokervod_db.settings import SCHEMA, Settings, asyncpg_options, mask_url
 from pokervod_db.softdelete import HIDE_DELETED
 
 if TYPE_CHECKING:
@@ -38,17 +38,22 @@ def create_engine(settings: Settings, *, application_name: str = APPLICATION_NAM
     """The application's async engine (asyncpg) with the pool sizes and timeouts of `settings`."""
     from pokervod_db.monitoring import install_query_monitor
 
+    options = asyncpg_options(settings.async_url())
+    connect_args: dict[str, Any] = {
+        "timeout": options.timeout or settings.connect_timeout,
+        "server_settings": {"application_name": application_name, **options.server_settings},
+    }
+    if options.dsn is not None:
+        connect_args["dsn"] = options.dsn  # explicit host, user, … win over the DSN's
     engine = create_async_engine_(
-        settings.async_url(),
+        options.url,
         echo=settings.echo_sql,
+        hide_parameters=True,  # DB_ECHO shows statements, never the values (secrets, PII)
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
         pool_pre_ping=settings.pool_pre_ping,
-        connect_args={
-            "timeout": settings.connect_timeout,
-            "server_settings": {"application_name": application_name},
-        },
+        connect_args=connect_args,
     )
     install_query_monitor(engine, settings)
     install_search_path(engine.sync_engine)
@@ -63,6 +68,7 @@ def create_sync_engine(
     engine = create_sync_engine_(
         settings.sync_url(),
         echo=settings.echo_sql,
+        hide_parameters=True,  # DB_ECHO shows statements, never the values (secrets, PII)
         connect_args={
             "connect_timeout": max(1, round(settings.connect_timeout)),
             "application_name": application_name,
@@ -168,7 +174,7 @@ async def check_connection(engine: AsyncEngine, *, wait_s: float = 10.0) -> None
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        raise unavailable(engine.url.render_as_string(hide_password=True), exc) from exc
+        raise unavailable(mask_url(engine.url), exc) from exc
 
 
 async def get_db(
