@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks import bare, ops, reads, throughput, writes
+from benchmarks import bare, events_load, ops, physical, reads, throughput, writes
 from benchmarks.generate import GENERATOR_VERSION, generate
 from benchmarks.report import markdown
 from benchmarks.scales import SCALES, Scale
@@ -35,7 +35,9 @@ from pokervod_db.database import async_session_factory, create_engine
 from pokervod_db.settings import Settings
 
 RESULTS_DIR = Path(__file__).parent / "results"
-SECTIONS = frozenset({"reads", "request_path", "throughput", "ingest", "migration", "backup"})
+SECTIONS = frozenset(
+    {"reads", "request_path", "throughput", "ingest", "migration", "events", "backup"}
+)
 BENCH_DATA_DIR = Path(".pokervod/bench-pgdata")
 
 
@@ -125,6 +127,7 @@ async def run_benchmark(
     read_results: dict[str, Any] = {}
     chosen: dict[str, Any] = {}
     write_results: dict[str, Any] = skipped
+    replica_lag: dict[str, Any] = skipped
     request_path: dict[str, Any] = skipped
     concurrent: dict[str, Any] = skipped
     try:
@@ -148,21 +151,32 @@ async def run_benchmark(
                     log=log,
                 )
         if "ingest" in sections:
-            log("ingest …")
-            write_results = await writes.time_writes(
-                engine,
-                factory,
-                fresh_rows=scale.fresh_rows,
-                orm_rows=scale.orm_rows,
-                reupsert=True,
-                log=log,
-            )
+            log("ingest (a standby watches its replay lag) …")
+            probe = physical.LagProbe(settings, log).start()
+            try:
+                write_results = await writes.time_writes(
+                    engine,
+                    factory,
+                    fresh_rows=scale.fresh_rows,
+                    orm_rows=scale.orm_rows,
+                    reupsert=True,
+                    log=log,
+                )
+            finally:
+                replica_lag = probe.finish()
     finally:
         await engine.dispose()
+    events: dict[str, Any] = skipped
+    if "events" in sections:
+        per_writer = 5 if scale.name == "tiny" else events_load.EVENTS_PER_WRITER
+        events = await events_load.time_events(settings, per_writer=per_writer, log=log)
     backup: dict[str, Any] = skipped
+    physical_results: dict[str, Any] = skipped
     if "backup" in sections:
         log("backup and restore …")
         backup = ops.time_backup_restore(settings, db_name, log=log)
+        log("physical backup and restore …")
+        physical_results = physical.time_physical(settings, log=log)
     return {
         "scale": scale.name,
         "counts": scale.counts(),
@@ -183,6 +197,9 @@ async def run_benchmark(
         "ingest": write_results,
         "migration": migration,
         "backup_restore": backup,
+        "physical": physical_results,
+        "replica_lag": replica_lag,
+        "events": events,
         "request_path": request_path,
         "throughput": concurrent,
     }

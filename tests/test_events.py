@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pokervod_db.database import create_engine, create_sync_engine
 from pokervod_db.events import (
     ALL,
+    EVENT_WRITER_LOCK_KEY,
     Event,
     EventBus,
     EventType,
@@ -251,6 +253,49 @@ async def test_earlier_id_committed_later_is_delivered_first(
             await newer_tx.commit()
         got = await _take(queue, 2)
     assert [e.id for e in got] == [first.id, second.id]
+
+
+async def test_listener_rereads_promptly_when_the_writer_it_waits_on_ends_without_notify(
+    db_settings: Settings, engine: AsyncEngine
+) -> None:
+    """A writer's NOTIFY can be read while that writer still holds the lock (it is queued
+    before the lock is released), and a writer that rolls back sends none: the listener must
+    then find out by itself, within milliseconds, that the writer it waits on has ended."""
+    async with _listening(db_settings, since_id=None) as (queue, _):
+        async with engine.connect() as holder:
+            holder_tx = await holder.begin()  # an event writer that will send no notification
+            await store_event(holder, _event(0))  # a lower id, never committed
+            stored = await _emit(engine, _event(1))  # its NOTIFY wakes the listener now
+            await _nothing_more(queue, 0.05)  # held back: the lower id may still commit
+            await holder_tx.rollback()
+            ended = time.monotonic()
+        (got,) = await _take(queue, 1)
+        latency = time.monotonic() - ended
+    assert got.id == stored.id
+    # The safety-net poll alone would take 0.15-0.2 s here (fast poll 0.2 s after the wake).
+    assert latency < 0.1, f"delivered {latency * 1000:.0f} ms after the last writer ended"
+
+
+async def test_committed_event_is_not_held_back_by_a_writer_of_a_higher_id(
+    db_settings: Settings, engine: AsyncEngine
+) -> None:
+    """Only writers that may hold a lower id can delay an event: with 32 writers, waiting for
+    every running writer made delivery take as long as the slowest transaction."""
+    async with _listening(db_settings, since_id=None) as (queue, _):
+        async with engine.connect() as slow:
+            slow_tx = await slow.begin()
+            await slow.execute(
+                text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": EVENT_WRITER_LOCK_KEY}
+            )
+            first = await _emit(engine, _event(1))
+            later = await store_event(slow, _event(2))  # a higher id, still uncommitted
+            assert first.id is not None and later.id is not None and later.id > first.id
+            (got,) = await _take(queue, 1, wait_s=5)  # while the slow writer still runs
+            assert got.id == first.id
+            await slow_tx.commit()
+        (got_later,) = await _take(queue, 1)
+        await _nothing_more(queue, 0.5)
+    assert got_later.id == later.id
 
 
 async def test_stopped_listener_catches_up_in_order_without_duplicates(

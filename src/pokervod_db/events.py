@@ -14,7 +14,9 @@ a transaction that started earlier may take a larger id later. `listen` therefor
 the reader notes the last id drawn so far and the writers holding the lock at that moment, and
 treats ids up to that value as final only once all those writers have ended. Events are delivered
 up to the horizon only. Writers never wait for each other (the lock is shared), and only
-transactions that store events delay delivery, never unrelated long transactions.
+transactions that store events delay delivery, never unrelated long transactions. Beyond the
+horizon, committed ids that follow the last delivered id without a gap are delivered at once:
+only a writer holding a *lower* id can hold an event back.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pokervod_db import embedded
-from pokervod_db.errors import DatabaseUnavailableError, MigrationError
+from pokervod_db.errors import DatabaseUnavailableError, MigrationError, SQLState, sqlstate
 from pokervod_db.settings import SCHEMA, Settings
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,16 @@ def _json_default(value: Any) -> Any:
 def to_json(value: Any) -> str:
     """JSON text of an event, payload or result (datetimes as ISO 8601, UUIDs and paths as text)."""
     return json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
+def error_payload(error: BaseException, *, operation: str, **extra: Any) -> dict[str, Any]:
+    """The payload of a ``system.error`` event: what failed, the one-line error and its class."""
+    return {
+        "operation": operation,
+        "error": str(error) or type(error).__name__,
+        "error_type": type(error).__name__,
+        **extra,
+    }
 
 
 def _uuid_or_none(value: Any) -> uuid.UUID | None:
@@ -216,14 +228,13 @@ class EventBus:
         await self.emit(
             Event(
                 type=EventType.SYSTEM_ERROR,
-                payload={
-                    "operation": "event handler",
-                    "handler": name,
-                    "event_type": str(event.type),
-                    "event_id": str(event.event_id),
-                    "error": str(error) or type(error).__name__,
-                    "error_type": type(error).__name__,
-                },
+                payload=error_payload(
+                    error,
+                    operation="event handler",
+                    handler=name,
+                    event_type=str(event.type),
+                    event_id=str(event.event_id),
+                ),
                 source_block=event.source_block,
                 correlation_id=event.correlation_id,
                 parent_event_id=event.event_id,
@@ -323,6 +334,13 @@ _RANGE = (
     f"WHERE id > $1 AND id <= $2 AND ($3::text[] IS NULL OR type = ANY($3::text[])) "
     f"ORDER BY id LIMIT $4"
 )
+# The last id of the committed run $1+1, $1+2, … (no gap), up to $2: id - row_number() is $1
+# exactly for the rows of that run.
+_CONTIGUOUS_END = (
+    f"SELECT max(id) FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS gap "
+    f"FROM (SELECT id FROM {SCHEMA}.agent_events WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3)"
+    f" AS s) AS t WHERE gap = $1"
+)
 # Rows with ids below the start point whose writer was still running when the listener started.
 _IN_FLIGHT_AT_START = (
     f"SELECT {_COLUMNS} FROM {SCHEMA}.agent_events "
@@ -332,6 +350,7 @@ _IN_FLIGHT_AT_START = (
 _BATCH = 500
 _MAX_MARKS = 64
 _STALL_WARNING_S = 60.0
+_PROMPT_FIRST_S = 0.002  # first re-read after a read that still waits on writers
 
 
 def _event_from_row(row: Any) -> Event:
@@ -411,14 +430,28 @@ class _Cursor:
         ready = [m for m in self.marks if not (m.writers & writers)]
         self.marks = [m for m in self.marks if m.writers & writers]
         self._watch_stall(writers_row[2])
-        if not ready:
-            return
-        horizon = max(m.seq for m in ready)
-        if self.start is not None:
-            start_seq, snapshot = self.start
-            self.start = None
-            for row in await conn.fetch(_IN_FLIGHT_AT_START, start_seq, snapshot, self.types):
-                yield _event_from_row(row)
+        if ready:
+            horizon = max(m.seq for m in ready)
+            if self.start is not None:
+                start_seq, snapshot = self.start
+                self.start = None
+                for row in await conn.fetch(_IN_FLIGHT_AT_START, start_seq, snapshot, self.types):
+                    yield _event_from_row(row)
+            async for event in self._deliver_up_to(conn, horizon):
+                yield event
+        if self.start is None and self.last_seen < seq:
+            # Committed ids that follow the last delivered one without a gap are final even
+            # while writers still run: no id below them can still appear. Waiting for the
+            # horizon only where there is a gap keeps latency at "the writers of lower ids",
+            # not "every writer that was running".
+            end = await conn.fetchval(_CONTIGUOUS_END, self.last_seen, seq, _BATCH)
+            if end is not None:
+                async for event in self._deliver_up_to(conn, int(end)):
+                    yield event
+                self.marks = [m for m in self.marks if m.seq > self.last_seen]
+
+    async def _deliver_up_to(self, conn: Any, horizon: int) -> AsyncIterator[Event]:
+        assert self.last_seen is not None
         while self.last_seen < horizon:
             rows = await conn.fetch(_RANGE, self.last_seen, horizon, self.types, _BATCH)
             for row in rows:
@@ -470,7 +503,7 @@ def _waker(flag: asyncio.Event) -> Callable[..., None]:
 
 
 def _table_missing(exc: BaseException) -> bool:
-    return getattr(exc, "sqlstate", None) in {"42P01", "3F000"}
+    return sqlstate(exc) in {SQLState.UNDEFINED_TABLE, SQLState.INVALID_SCHEMA_NAME}
 
 
 async def listen(
@@ -512,6 +545,7 @@ async def listen(
             connected_once = True
             backoff = 0.25
             first = True
+            prompt = _PROMPT_FIRST_S
             while True:
                 wake.clear()
                 async for event in cursor.deliver(conn):
@@ -520,8 +554,19 @@ async def listen(
                 if first and on_connected is not None:
                     on_connected(cursor.last_seen or 0)
                 first = False
+                # Still waiting on writers' locks: re-read soon even if no NOTIFY comes. A writer
+                # queues its NOTIFY before it releases the lock, so the notification we just
+                # read may be the last one while its writer still showed as a holder; and a
+                # writer that rolls back sends none. Back off from a few ms to the slow poll.
+                interval = cursor.wait_interval(poll_interval)
+                if cursor.waiting and prompt < interval:
+                    interval, prompt = prompt, prompt * 2
+                woke = False
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), cursor.wait_interval(poll_interval))
+                    await asyncio.wait_for(wake.wait(), interval)
+                    woke = True
+                if woke or not cursor.waiting:
+                    prompt = _PROMPT_FIRST_S
                 if conn.is_closed():
                     raise ConnectionError("the listener's connection was closed")
         except asyncpg.PostgresError as exc:

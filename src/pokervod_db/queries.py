@@ -34,6 +34,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from pokervod_db import fastpath
 from pokervod_db.errors import PokervodDBError
+from pokervod_db.instrumentation import timed
 from pokervod_db.models import (
     Episode,
     Event,
@@ -198,6 +199,7 @@ _PROJECT_BY_CODE_SQL = {
 }
 
 
+@timed("queries.get_project_by_code")
 async def get_project_by_code(
     session: AsyncSession, code: str, *, include_deleted: bool = False
 ) -> Project | None:
@@ -292,6 +294,7 @@ _TREE_SQL: dict[bool, tuple[str, ...]] = {
 }
 
 
+@timed("queries.get_catalog_tree")
 async def get_catalog_tree(
     session: AsyncSession, project_id: uuid.UUID, *, include_deleted: bool = False
 ) -> CatalogTree | None:
@@ -331,6 +334,7 @@ async def get_catalog_tree(
     )
 
 
+@timed("queries.get_catalog_tree_orm")
 async def get_catalog_tree_orm(
     session: AsyncSession, project_id: uuid.UUID, *, include_deleted: bool = False
 ) -> Project | None:
@@ -431,6 +435,7 @@ _TREE_JSON = {
 }
 
 
+@timed("queries.get_catalog_tree_json")
 async def get_catalog_tree_json(
     session: AsyncSession, project_id: uuid.UUID, *, include_deleted: bool = False
 ) -> str | None:
@@ -454,6 +459,7 @@ _VIDEO_FILES_OF_EPISODE_SQL = {
 }
 
 
+@timed("queries.get_video_files_of_episode")
 async def get_video_files_of_episode(
     session: AsyncSession, episode_id: uuid.UUID, *, include_deleted: bool = False
 ) -> list[VideoFile]:
@@ -483,6 +489,7 @@ ORDER BY c.timecode, c.id
 }
 
 
+@timed("queries.get_hand_clips_of_video_file")
 async def get_hand_clips_of_video_file(
     session: AsyncSession, video_file_id: uuid.UUID, *, include_deleted: bool = False
 ) -> list[HandClip]:
@@ -632,6 +639,7 @@ _CUSTOM_PLANS_ON = (
 _CUSTOM_PLANS_OFF = "SELECT set_config('plan_cache_mode', $1, true)"
 
 
+@timed("queries.list_video_files")
 async def list_video_files(
     session: AsyncSession,
     *,
@@ -652,6 +660,7 @@ async def list_video_files(
     )
 
 
+@timed("queries.list_hand_clips")
 async def list_hand_clips(
     session: AsyncSession,
     *,
@@ -672,6 +681,7 @@ async def list_hand_clips(
     )
 
 
+@timed("queries.get_hand_clips_of_player")
 async def get_hand_clips_of_player(
     session: AsyncSession,
     player_id: uuid.UUID,
@@ -701,6 +711,7 @@ async def get_hand_clips_of_player(
     )
 
 
+@timed("queries.get_hand_clips_of_tag")
 async def get_hand_clips_of_tag(
     session: AsyncSession,
     tag_id: uuid.UUID,
@@ -739,6 +750,7 @@ _COUNT_SQL = {
 }
 
 
+@timed("queries.count_hand_clips_of_tag")
 async def count_hand_clips_of_tag(
     session: AsyncSession, tag_id: uuid.UUID, *, include_deleted: bool = False
 ) -> int:
@@ -929,6 +941,7 @@ _CLIP_SEARCH = {
 }
 
 
+@timed("queries.search_video_files")
 async def search_video_files(
     session: AsyncSession,
     q: str,
@@ -947,6 +960,7 @@ async def search_video_files(
     return [VideoFileHit(*row) for row in rows]
 
 
+@timed("queries.search_hand_clips")
 async def search_hand_clips(
     session: AsyncSession,
     q: str,
