@@ -174,7 +174,7 @@ async def build_cases(session: AsyncSession) -> tuple[list[Case], dict[str, Any]
             "get_catalog_tree_orm: the same tree as ORM objects (selectinload; informative)",
             lambda s, r: q.get_catalog_tree_orm(s, p_project(r)),
             None,
-            runs=100,
+            runs=20,
         ),
         Case(
             "catalog_tree_json",
