@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pokervod_db import fastpath
 from pokervod_db import queries as q
+from pokervod_db.database import create_engine
 from pokervod_db.models import Project
 from pokervod_db.monitoring import query_stats
+from pokervod_db.settings import Settings
 from tests.factories import (
     EpisodeFactory,
     HandClipFactory,
@@ -109,3 +111,21 @@ async def test_the_orm_tree_variant_loads_the_same_tree_as_orm_objects(
     orm = await q.get_catalog_tree_orm(session, project.id)
     assert tree is not None and orm is not None
     assert isinstance(orm, Project) and orm.id == tree.id and orm.seasons == tree.seasons == []
+
+
+async def test_an_idle_pooled_connection_killed_by_the_server_is_replaced_on_checkout(
+    db_settings: Settings,
+) -> None:
+    settings = db_settings.model_copy(update={"pool_pre_ping_idle_s": 0.0, "pool_size": 1})
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        killer = create_engine(db_settings)
+        async with killer.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        await killer.dispose()
+        async with engine.connect() as conn:  # the ping finds it dead; the pool reconnects
+            assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != pid
+    finally:
+        await engine.dispose()
