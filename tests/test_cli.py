@@ -390,3 +390,24 @@ def test_backup_options_given_to_a_subcommand_are_refused_before_anything_runs(
     line = _assert_one_failed_line(_run(*args, env=env, cwd=tmp_path))
     assert named in line and f"not to `backup {subcommand}`" in line
     assert [p.name for p in backups.iterdir()] == ["keep.dump"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["backup", "--jobs", "2"], "--jobs above 1 needs --format directory"),
+        (["backup", "--jobs", "0", "--format", "directory"], "--jobs must be at least 1"),
+        (["backup", "prune", "--keep-daily", "0", "--keep-weekly", "0"], "--keep-daily 0 and"),
+        (["backup", "prune", "--keep-daily", "-1"], "cannot be negative"),
+    ],
+)
+def test_backup_arguments_out_of_range_are_named_as_flags_and_nothing_runs(
+    tmp_path, args, expected
+):
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    (backups / "keep.dump").write_bytes(b"not touched")
+    env = _env_for("postgresql://nobody@127.0.0.1:1/none", tmp_path)
+    line = _assert_one_failed_line(_run(*args, env=env, cwd=tmp_path))
+    assert expected in line
+    assert [p.name for p in backups.iterdir()] == ["keep.dump"]

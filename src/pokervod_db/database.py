@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine_
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -23,9 +23,11 @@ from sqlalchemy.pool import NullPool
 
 from pokervod_db import embedded
 from pokervod_db.errors import DatabaseUnavailableError, translate
-from pokervod_db.models import Project, Season
-from pokervod_db.settings import SCHEMA, Settings
+from pokervod_db.settings import SCHEMA, Settings, asyncpg_options, mask_url
 from pokervod_db.softdelete import HIDE_DELETED
+
+if TYPE_CHECKING:
+    from pokervod_db.routing import ReadRouter
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +38,22 @@ def create_engine(settings: Settings, *, application_name: str = APPLICATION_NAM
     """The application's async engine (asyncpg) with the pool sizes and timeouts of `settings`."""
     from pokervod_db.monitoring import install_query_monitor
 
+    options = asyncpg_options(settings.async_url())
+    connect_args: dict[str, Any] = {
+        "timeout": options.timeout or settings.connect_timeout,
+        "server_settings": {"application_name": application_name, **options.server_settings},
+    }
+    if options.dsn is not None:
+        connect_args["dsn"] = options.dsn  # explicit host, user, … win over the DSN's
     engine = create_async_engine_(
-        settings.async_url(),
+        options.url,
         echo=settings.echo_sql,
+        hide_parameters=True,  # DB_ECHO shows statements, never the values (secrets, PII)
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
         pool_pre_ping=settings.pool_pre_ping,
-        connect_args={
-            "timeout": settings.connect_timeout,
-            "server_settings": {"application_name": application_name},
-        },
+        connect_args=connect_args,
     )
     install_query_monitor(engine, settings)
     install_search_path(engine.sync_engine)
@@ -61,6 +68,7 @@ def create_sync_engine(
     engine = create_sync_engine_(
         settings.sync_url(),
         echo=settings.echo_sql,
+        hide_parameters=True,  # DB_ECHO shows statements, never the values (secrets, PII)
         connect_args={
             "connect_timeout": max(1, round(settings.connect_timeout)),
             "application_name": application_name,
@@ -117,11 +125,46 @@ def unavailable(url: str, exc: BaseException) -> DatabaseUnavailableError:
     elif isinstance(exc, OSError) and exc.errno:
         reason = os.strerror(exc.errno)  # asyncpg raises the socket's error: "Connection refused"
     else:
-        reason = str(translate(exc)).removeprefix("database unavailable: ")
-        reason = reason.removeprefix("connection failed: ")
+        # psycopg frames libpq's reason as "connection failed: …"; the sentence below says it.
+        reason = translate(exc).reason.removeprefix("connection failed: ")
     return DatabaseUnavailableError(
-        f"cannot connect to {url}: {reason}; check DATABASE_URL and that the server is running"
+        f"cannot connect to {url}: {reason}; check DATABASE_URL and that the server is running",
+        reason=reason,
     )
+
+
+@contextmanager
+def maintenance_connection(
+    settings: Settings,
+    *,
+    application_name: str = APPLICATION_NAME,
+    engine: Engine | None = None,
+) -> Iterator[Connection]:
+    """A short psycopg connection of its own (no pool) for migrations, backups and status reads.
+
+    A failed connect is one `DatabaseUnavailableError` naming the (masked) server; a driver error
+    inside the block leaves as the matching `PokervodDBError`, chained. With ``engine`` (an
+    engine handed over by the caller, as pytest-alembic does) that engine is used and kept.
+    """
+    own = engine is None
+    if engine is None:
+        used = create_sync_engine(settings, application_name=application_name)
+        shown = settings.masked_url()
+    else:
+        used, shown = engine, engine.url.render_as_string(hide_password=True)
+    try:
+        try:
+            conn = used.connect()
+        except (DBAPIError, OSError) as exc:
+            raise unavailable(shown, exc) from exc
+        with conn:
+            try:
+                yield conn
+            except SQLAlchemyError as exc:
+                raise translate(exc) from exc
+    finally:
+        if own:
+            used.dispose()
 
 
 async def check_connection(engine: AsyncEngine, *, wait_s: float = 10.0) -> None:
@@ -131,7 +174,7 @@ async def check_connection(engine: AsyncEngine, *, wait_s: float = 10.0) -> None
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        raise unavailable(engine.url.render_as_string(hide_password=True), exc) from exc
+        raise unavailable(mask_url(engine.url), exc) from exc
 
 
 async def get_db(
@@ -166,83 +209,53 @@ class Database:
 
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
+    router: ReadRouter | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Database:
-        """Engine and sessions for ``settings``; without ``DATABASE_URL`` the embedded server
-        is joined (and started when it is not running), as the CLI and the agent do."""
+    def from_settings(
+        cls, settings: Settings, *, application_name: str = APPLICATION_NAME
+    ) -> Database:
+        """The engine (one pool) and its sessions; share it, e.g. ``DatabaseAgent(database=…)``.
+
+        Without ``DATABASE_URL`` the embedded server is joined (and started when it is not
+        running), as the CLI and the agent do. With ``DATABASE_REPLICA_URLS`` it also routes
+        `read_transaction` (routing.py)."""
         settings = embedded.start(settings)
-        engine = create_engine(settings)
-        return cls(engine=engine, session_factory=async_session_factory(engine))
+        engine = create_engine(settings, application_name=application_name)
+        database = cls(engine=engine, session_factory=async_session_factory(engine))
+        if settings.replica_urls is not None:
+            from pokervod_db.routing import ReadRouter
+
+            database.router = ReadRouter(settings, database.session_factory)
+        return database
 
     async def get_db(self) -> AsyncIterator[AsyncSession]:
         """FastAPI dependency: ``Depends(database.get_db)``."""
         async for session in get_db(self.session_factory):
             yield session
 
-    def transaction(self) -> Any:
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         """``async with database.transaction() as session:`` commits or rolls back."""
         return transaction(self.session_factory)
 
+    def read_transaction(self) -> Any:
+        """``async with database.read_transaction() as session:`` a read-only transaction on a
+        replica within ``DB_REPLICA_MAX_LAG_S``, on the primary when none is (see routing.py)."""
+        from pokervod_db.routing import read_transaction
+
+        return read_transaction(self.session_factory, self.router)
+
     async def dispose(self) -> None:
+        if self.router is not None:
+            await self.router.dispose()
         await self.engine.dispose()
 
 
-# --- the savepoint pattern of PRD 6.2 -------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    # create_catalog_tree and its result types moved to pokervod_db.catalog (an operation on
+    # the catalog, not part of the engine); the old import path keeps working.
+    if name in {"create_catalog_tree", "CatalogTreeResult", "SeasonFailure"}:
+        from pokervod_db import catalog
 
-
-@dataclass
-class SeasonFailure:
-    """A season of a catalog tree that was rolled back to its savepoint."""
-
-    index: int
-    data: Mapping[str, Any]
-    error: str
-
-
-@dataclass
-class CatalogTreeResult:
-    project: Project
-    seasons: list[Season] = field(default_factory=list)
-    failed: list[SeasonFailure] = field(default_factory=list)
-
-
-async def create_catalog_tree(
-    session: AsyncSession,
-    tree: Mapping[str, Any],
-    *,
-    on_failure: Callable[[SeasonFailure], None] | None = None,
-) -> CatalogTreeResult:
-    """Create a project with its seasons; a bad season is rolled back alone and reported.
-
-    ``tree`` is ``{"project": {...Project columns}, "seasons": [{...Season columns}, ...]}``.
-    The project insert is not protected: if it fails, the error propagates (translated) and the
-    caller's transaction decides. Each season gets its own savepoint, so a season that breaks a
-    constraint leaves the project and the other seasons in place. The caller commits.
-    """
-    project_data = dict(tree["project"])
-    seasons_data: Sequence[Mapping[str, Any]] = tree.get("seasons", ())
-    project = Project(**project_data)
-    session.add(project)
-    try:
-        await session.flush()
-    except DBAPIError as exc:
-        raise translate(exc) from exc
-
-    result = CatalogTreeResult(project=project)
-    for index, season_data in enumerate(seasons_data):
-        season = Season(project_id=project.id, **season_data)
-        try:
-            async with session.begin_nested():
-                session.add(season)
-        except DBAPIError as exc:
-            failure = SeasonFailure(index=index, data=season_data, error=str(translate(exc)))
-            log.warning(
-                "season %d of project %s rolled back: %s", index, project.code, failure.error
-            )
-            result.failed.append(failure)
-            if on_failure is not None:
-                on_failure(failure)
-            continue
-        result.seasons.append(season)
-    return result
+        return getattr(catalog, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

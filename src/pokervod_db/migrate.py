@@ -11,8 +11,6 @@ import argparse
 import contextlib
 import io
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +28,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
 from pokervod_db import embedded
+from pokervod_db.database import maintenance_connection
 from pokervod_db.errors import (
     DatabaseUnavailableError,
+    IntegrityViolationError,
     MigrationError,
     PokervodDBError,
     translate,
@@ -109,30 +109,9 @@ def history() -> list[RevisionInfo]:
     ]
 
 
-@contextmanager
-def _connection(settings: Settings) -> Iterator[Connection]:
-    """A short-lived psycopg connection; failures become one-line package errors."""
-    from pokervod_db.database import create_sync_engine, unavailable
-
-    settings = embedded.start(settings)
-    engine = create_sync_engine(settings, application_name="pokervod-db")
-    try:
-        try:
-            conn = engine.connect()
-        except (DBAPIError, OSError) as exc:
-            raise unavailable(settings.masked_url(), exc) from exc
-        with conn:
-            try:
-                yield conn
-            except DBAPIError as exc:
-                raise translate(exc) from exc
-    finally:
-        engine.dispose()
-
-
 def current(settings: Settings) -> str | None:
     """The revision the database is at (None for an empty database)."""
-    with _connection(settings) as conn:
+    with maintenance_connection(embedded.start(settings)) as conn:
         return current_on(conn)
 
 
@@ -175,13 +154,23 @@ def _run_command(fn: Any, settings: Settings, *args: Any, **kwargs: Any) -> Migr
         fn(cfg, *args, **kwargs)
     except CommandError as exc:
         raise MigrationError(f"migration failed: {exc}") from exc
-    except PokervodDBError:
+    except PokervodDBError as exc:
+        # A statement of a migration failed (the maintenance connection translated it): its
+        # transaction rolled back, so say that nothing changed. Our own errors (lock held,
+        # server unreachable, bad settings) pass as they are.
+        statement_failed = type(exc) is PokervodDBError or isinstance(exc, IntegrityViolationError)
+        if statement_failed and isinstance(exc.__cause__, DBAPIError):
+            raise MigrationError(
+                f"migration failed, nothing was changed: {exc}", reason=exc.reason
+            ) from exc
         raise
     except DBAPIError as exc:
         error = translate(exc)
         if isinstance(error, DatabaseUnavailableError):
             raise error from exc
-        raise MigrationError(f"migration failed, nothing was changed: {error}") from exc
+        raise MigrationError(
+            f"migration failed, nothing was changed: {error}", reason=error.reason
+        ) from exc
     report = cfg.attributes.get(MIGRATION_REPORT)
     if not isinstance(report, MigrationReport):
         raise MigrationError("the migration environment reported nothing; is env.py ours?")
@@ -269,7 +258,7 @@ def stamp(settings: Settings, revision: str) -> StampOutcome:
     maintenance lock), for a database whose schema was made or repaired by hand."""
     settings = embedded.start(settings)
     report = _run_command(command.stamp, settings, revision)
-    with _connection(settings) as conn:
+    with maintenance_connection(settings) as conn:
         now = current_on(conn)
     return StampOutcome(report.from_revision, now)
 
@@ -302,7 +291,7 @@ def merge(settings: Settings, message: str, revisions: list[str] | None = None) 
 
 def drift(settings: Settings) -> list[str]:
     """Differences between the database and the models, one readable line each (empty = none)."""
-    with _connection(settings) as conn:
+    with maintenance_connection(embedded.start(settings)) as conn:
         return drift_on(conn)
 
 

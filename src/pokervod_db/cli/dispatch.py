@@ -12,29 +12,14 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
-
 from pokervod_db import embedded, migrate
 from pokervod_db.agent import DatabaseAgent, MigrationResult
 from pokervod_db.errors import PokervodDBError
-from pokervod_db.settings import Settings
+from pokervod_db.settings import Settings, load_settings
 
 from .render import say
 
 T = TypeVar("T")
-
-
-def load_settings() -> Settings:
-    """The settings from the environment and ``.env``; one clear line when they are invalid."""
-    try:
-        return Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        if where not in message:
-            message = f"{where}: {message}"
-        raise PokervodDBError(f"invalid settings: {message}") from exc
 
 
 def started_settings() -> Settings:

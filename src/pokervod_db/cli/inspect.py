@@ -9,10 +9,10 @@ import typer
 from pokervod_db.agent import DatabaseAgent
 from pokervod_db.events import Event, listen, read_events
 from pokervod_db.health import HealthReport, MigrationStatus
-from pokervod_db.settings import Settings
+from pokervod_db.settings import Settings, load_settings
 from pokervod_db.stats import DatabaseStats
 
-from .dispatch import load_settings, run, with_agent
+from .dispatch import run, with_agent
 from .options import JsonOption
 from .render import note, print_health, print_json, print_json_line, print_stats, print_status
 

@@ -14,8 +14,9 @@ import typer
 
 from pokervod_db import migrate
 from pokervod_db.errors import PokervodDBError
+from pokervod_db.settings import load_settings
 
-from .dispatch import load_settings, migration_result
+from .dispatch import migration_result
 from .options import JsonOption
 from .render import print_json, say
 

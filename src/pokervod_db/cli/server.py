@@ -10,9 +10,9 @@ import typer
 from pokervod_db import embedded
 from pokervod_db.database import async_session_factory, create_engine, transaction
 from pokervod_db.errors import PokervodDBError, translated
-from pokervod_db.settings import Settings
+from pokervod_db.settings import Settings, load_settings
 
-from .dispatch import load_settings, migration_result, run, started_settings
+from .dispatch import migration_result, run, started_settings
 from .inspect import collect_overview, show_overview
 from .options import JsonOption
 from .render import print_json, say
