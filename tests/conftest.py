@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pokervod_db.database import async_session_factory, create_engine
 from pokervod_db.settings import Settings
-from pokervod_db.testing import TEST_URL_ENV, PgServer, _conninfo, new_database_name
+from pokervod_db.testing import TEST_URL_ENV, PgServer, _conninfo
 
 __all__ = ["TEST_URL_ENV", "PgServer", "_conninfo"]
 
@@ -33,8 +33,9 @@ def template_db(pokervod_template: str) -> str:
 
 
 @pytest.fixture
-def fresh_db_name() -> str:
-    return new_database_name()
+def fresh_db_name(pokervod_database_name: str) -> str:
+    """The name of db_settings' database (tests that need both get the same one)."""
+    return pokervod_database_name
 
 
 @pytest.fixture
