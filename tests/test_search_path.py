@@ -54,8 +54,15 @@ def test_maintenance_connections_find_tables_by_bare_name(db_settings: Settings)
 
 
 def test_migration_connections_use_the_search_path(empty_db_settings: Settings):
-    with migrate._connection(empty_db_settings) as conn:
-        assert conn.scalar(text("SHOW search_path")) == EXPECTED
+    # env.py migrates on create_sync_engine(settings, application_name="pokervod-db migrate");
+    # current/drift/stamp read through maintenance_connection.
+    engine = create_sync_engine(empty_db_settings, application_name="pokervod-db migrate")
+    try:
+        with engine.connect() as conn:
+            assert conn.scalar(text("SHOW search_path")) == EXPECTED
+    finally:
+        engine.dispose()
     migrate.upgrade(empty_db_settings)
-    with migrate._connection(empty_db_settings) as conn:
+    with maintenance_connection(empty_db_settings) as conn:
+        assert conn.scalar(text("SHOW search_path")) == EXPECTED
         assert conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
