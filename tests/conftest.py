@@ -28,6 +28,23 @@ from pokervod_db.settings import Settings
 TEST_URL_ENV = "POKERVOD_TEST_DATABASE_URL"
 
 
+def _isolate_from_the_callers_environment() -> None:
+    """Run the suite as if on a fresh machine, whatever the caller exported or left in ``.env``.
+
+    Every variable the settings read (an exported ``BACKUP_S3_BUCKET`` would make backup tests
+    upload to a real bucket), libpq's ``PG*`` and boto3's ``AWS_*`` are removed, and the working
+    directory becomes an empty one, so no ``.env`` is read by the tests or the commands they run.
+    """
+    names = {f.alias for f in Settings.model_fields.values() if f.alias}
+    for name in list(os.environ):
+        if name in names or name.startswith(("PG", "AWS_", "BACKUP_")):
+            del os.environ[name]
+    os.chdir(tempfile.mkdtemp(prefix="pokervod-test-cwd-"))
+
+
+_isolate_from_the_callers_environment()
+
+
 def _conninfo(url: URL) -> str:
     from psycopg.conninfo import make_conninfo
 
@@ -57,7 +74,7 @@ class PgServer:
 
     def settings_for(self, database: str, **overrides: object) -> Settings:
         url = self.url_for(database).set(drivername="postgresql")
-        base = Settings(_env_file=None)  # type: ignore[call-arg]
+        base = Settings(_env_file=None)
         settings = base.with_url(url)
         return settings.model_copy(update=overrides) if overrides else settings
 
@@ -100,7 +117,7 @@ def pg_server() -> Iterator[PgServer]:
     # other pytest session starting on this machine resets /tmp/pytest-of-root to mode 0700,
     # which locks the running server out of its own data directory (PANIC on pg_control).
     base = Path(tempfile.mkdtemp(prefix="pokervod-test-pg-"))
-    settings = Settings(_env_file=None, EMBEDDED_DATA_DIR=base / "pgdata")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, EMBEDDED_DATA_DIR=base / "pgdata")
     try:
         started = embedded.start(settings)
         yield PgServer(started.url().set(drivername="postgresql", database="postgres"))

@@ -198,7 +198,7 @@ def _pg15_settings(tmp_path: Path) -> tuple[Settings, str] | None:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.Error:
         return None
-    base = Settings(_env_file=None)  # type: ignore[call-arg]
+    base = Settings(_env_file=None)
     from sqlalchemy.engine import make_url
 
     return base.with_url(make_url(url).set(database=name)).model_copy(

@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,7 +129,7 @@ def test_archive_of_another_schema_is_refused(filled: Settings, good, tmp_path: 
     env["PGPASSWORD"] = filled.url().password or ""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    params = conninfo_to_dict(filled.libpq_url())
+    params: dict[str, Any] = conninfo_to_dict(filled.libpq_url())
     params.pop("password", None)
     subprocess.run(
         [

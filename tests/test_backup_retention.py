@@ -22,7 +22,7 @@ NOW = datetime(2025, 12, 11, 12, 0, tzinfo=UTC)  # a Thursday
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, BACKUP_DIR=tmp_path)  # type: ignore[call-arg]
+    return Settings(_env_file=None, BACKUP_DIR=tmp_path)
 
 
 def _fake(directory: Path, moment: datetime, *, verified: bool | None = None) -> str:

@@ -46,7 +46,7 @@ def _env_for(url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def _exec(settings: Settings, statement: str) -> None:
     with psycopg.connect(settings.libpq_url(), autocommit=True) as conn:
-        conn.execute(statement)  # type: ignore[call-overload]
+        conn.execute(statement)
 
 
 def _assert_one_failed_line(
@@ -288,7 +288,7 @@ def test_wrong_password_gives_one_line_without_the_password(pg_server, password_
     )
     text_url = url.render_as_string(hide_password=False)
     try:
-        psycopg.connect(Settings(_env_file=None, DATABASE_URL=text_url).libpq_url()).close()  # type: ignore[call-arg]
+        psycopg.connect(Settings(_env_file=None, DATABASE_URL=text_url).libpq_url()).close()
     except psycopg.OperationalError:
         pass
     else:

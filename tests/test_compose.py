@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from pokervod_db import migrate
 from pokervod_db.settings import Settings
@@ -74,9 +74,9 @@ def test_init_script_is_mounted_and_creates_the_schema(compose, empty_db_setting
         grantee = "'pokervod'" if role_exists else "current_user"
         if not role_exists:
             sql = sql.replace("TO pokervod;", "TO CURRENT_USER;")
-        conn.execute(sql.encode())  # type: ignore[call-overload]
+        conn.execute(sql.encode())
         privileges = conn.execute(
-            f"SELECT has_schema_privilege({grantee}, 'pokervod', 'CREATE')"  # type: ignore[call-overload]
+            f"SELECT has_schema_privilege({grantee}, 'pokervod', 'CREATE')"
         ).fetchone()
     assert privileges == (True,)
     assert migrate.upgrade(empty_db_settings).to_revision == migrate.head_revision()
@@ -103,7 +103,7 @@ def test_services_point_database_url_at_the_db_service(compose):
     for name in ("migrate", "app"):
         url = _services(compose)[name]["environment"]["DATABASE_URL"]
         rendered = url.replace("${DB_PASSWORD:?set DB_PASSWORD}", "pw")
-        settings = Settings(_env_file=None, DATABASE_URL=rendered)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, DATABASE_URL=rendered)
         parsed = settings.url()
         assert (parsed.host, parsed.port, parsed.database, parsed.username) == (
             "db",

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -207,7 +208,7 @@ async def test_stored_event_is_notified_at_commit_only(
     assert row["type"] == "test.event" and row["txid"] > 0
 
 
-async def _row(engine: AsyncEngine, event_id: int) -> dict[str, object]:
+async def _row(engine: AsyncEngine, event_id: int) -> dict[str, Any]:
     async with engine.connect() as conn:
         row = (
             (
@@ -374,7 +375,7 @@ async def test_listener_reconnects_after_its_connection_is_killed(
 
 
 async def test_listen_fails_in_one_line_when_the_server_is_unreachable() -> None:
-    settings = Settings(_env_file=None, DATABASE_URL="postgresql://u@127.0.0.1:1/x")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, DATABASE_URL="postgresql://u@127.0.0.1:1/x")
     from pokervod_db.errors import DatabaseUnavailableError
 
     with pytest.raises(DatabaseUnavailableError, match="cannot listen for events"):

@@ -42,7 +42,7 @@ __all__ = [
 
 
 @pytest.fixture
-def alembic_config():  # type: ignore[no-untyped-def]
+def alembic_config():
     return migrate.alembic_config()
 
 
@@ -228,7 +228,7 @@ def test_hand_made_change_is_reported_as_one_readable_line(db_settings, change, 
 
 def _exec(settings: Settings, statement: str) -> None:
     with psycopg.connect(settings.libpq_url(), autocommit=True) as conn:
-        conn.execute(statement)  # type: ignore[call-overload]
+        conn.execute(statement)
 
 
 def test_objects_outside_schema_pokervod_are_not_drift(db_settings):
@@ -388,7 +388,7 @@ def test_offline_sql_builds_the_same_schema_as_an_online_upgrade(empty_db_settin
     assert sql.lstrip().startswith("BEGIN;") and sql.rstrip().endswith("COMMIT;")
     assert "CREATE SCHEMA IF NOT EXISTS pokervod" in sql and "SET lock_timeout" in sql
     with psycopg.connect(empty_db_settings.libpq_url(), autocommit=True) as conn:
-        conn.cursor().execute(sql.encode(), prepare=False)  # type: ignore[call-overload]
+        conn.cursor().execute(sql.encode(), prepare=False)
     assert migrate.current(empty_db_settings) == HEAD
     assert migrate.drift(empty_db_settings) == []
 

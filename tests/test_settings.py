@@ -57,7 +57,7 @@ def test_environment_and_dotenv_file_are_read(tmp_path, monkeypatch):
 
 def test_empty_database_url_means_the_embedded_server(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "  ")
-    assert Settings(_env_file=None).uses_embedded  # type: ignore[call-arg]
+    assert Settings(_env_file=None).uses_embedded
 
 
 @pytest.mark.parametrize(
@@ -143,3 +143,14 @@ async def test_unreachable_server_error_names_the_masked_url_only(caplog):
     assert "check DATABASE_URL" in message and "\n" not in message
     chain = repr(info.value.__cause__) + "".join(r.getMessage() for r in caplog.records)
     assert SECRET not in message + chain
+
+
+def test_the_suite_ignores_the_callers_environment_and_dotenv() -> None:
+    """conftest removed what a developer may have exported and left us in an empty directory."""
+    import os
+    from pathlib import Path
+
+    for name in ("DATABASE_URL", "BACKUP_S3_BUCKET", "BACKUP_DIR", "PGPASSWORD", "AWS_PROFILE"):
+        assert name not in os.environ
+    assert not (Path.cwd() / ".env").exists()
+    assert Settings().backup_s3_bucket is None and Settings().uses_embedded

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -131,7 +131,7 @@ async def check_connection(engine: AsyncEngine, *, wait_s: float = 10.0) -> None
 
 async def get_db(
     session_factory: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
+) -> AsyncGenerator[AsyncSession, None]:
     """The PRD's request-scoped session: commit on success, roll back on any error.
 
     Use it with FastAPI as ``Depends(partial(get_db, session_factory))`` or through
@@ -170,7 +170,7 @@ class Database:
         engine = create_engine(settings, application_name=application_name)
         return cls(engine=engine, session_factory=async_session_factory(engine))
 
-    async def get_db(self) -> AsyncIterator[AsyncSession]:
+    async def get_db(self) -> AsyncGenerator[AsyncSession, None]:
         """FastAPI dependency: ``Depends(database.get_db)``."""
         async for session in get_db(self.session_factory):
             yield session

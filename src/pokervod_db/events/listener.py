@@ -115,7 +115,7 @@ class _Cursor:
         fast = time.monotonic() - self.waiting_since < 5.0
         return min(0.2, poll_interval) if fast else poll_interval
 
-    async def deliver(self, conn: Any) -> AsyncIterator[Event]:
+    async def deliver(self, conn: Any) -> AsyncIterator[Event]:  # noqa: C901 (the horizon rules in one place; reliability is changing it)
         """One poll: advance the horizon and yield the events up to it, in id order."""
         seq = int(await conn.fetchval(_SEQUENCE_VALUE))
         if seq < self.highest_seq:
@@ -224,7 +224,7 @@ def _table_missing(exc: BaseException) -> bool:
     return sqlstate(exc) in {SQLState.UNDEFINED_TABLE, SQLState.INVALID_SCHEMA_NAME}
 
 
-async def listen(
+async def listen(  # noqa: C901 (replay, wait, reconnect in one loop; reliability is changing it)
     settings: Settings,
     *,
     since_id: int | None = None,
