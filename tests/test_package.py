@@ -16,10 +16,12 @@ PACKAGE = Path(pokervod_db.__file__).parent
 LAYERS: dict[str, int] = {
     "errors": 0,
     "settings": 0,
+    "instrumentation": 0,
     "models": 1,
     "embedded": 1,
     "monitoring": 1,
     "locking": 1,
+    "softdelete": 2,
     "database": 2,
     "migrate": 2,
     "migrations": 2,
@@ -33,6 +35,8 @@ LAYERS: dict[str, int] = {
     "backup": 3,
     "agent": 4,
     "cli": 5,
+    "web": 5,
+    "testing": 5,
 }
 
 

@@ -14,15 +14,17 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, context
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine_
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as create_async_engine_
 from sqlalchemy.pool import NullPool
 
+from pokervod_db import embedded
 from pokervod_db.errors import DatabaseUnavailableError, translate
-from pokervod_db.settings import Settings
+from pokervod_db.settings import SCHEMA, Settings
+from pokervod_db.softdelete import HIDE_DELETED
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ def create_engine(settings: Settings, *, application_name: str = APPLICATION_NAM
         },
     )
     install_query_monitor(engine, settings)
+    install_search_path(engine.sync_engine)
     return engine
 
 
@@ -54,7 +57,7 @@ def create_sync_engine(
 ) -> Engine:
     """A psycopg engine for Alembic and maintenance work (no pool unless asked for)."""
     kwargs: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
-    return create_sync_engine_(
+    engine = create_sync_engine_(
         settings.sync_url(),
         echo=settings.echo_sql,
         connect_args={
@@ -63,11 +66,47 @@ def create_sync_engine(
         },
         **kwargs,
     )
+    install_search_path(engine)
+    return engine
 
 
-def async_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions whose objects stay readable after commit (``expire_on_commit=False``)."""
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+SEARCH_PATH = f"{SCHEMA}, public"
+"""The search_path of every connection the package opens (PRD 2.2), so raw SQL with bare table
+names (``SELECT count(*) FROM projects``) finds the archive's tables."""
+
+
+def install_search_path(engine: Engine) -> None:
+    """Set `SEARCH_PATH` on each new connection of ``engine`` (asyncpg or psycopg).
+
+    A ``SET`` on connect rather than a startup parameter: PgBouncer refuses startup parameters
+    it does not know. It runs in autocommit, else the pool's reset would roll it back with the
+    implicit transaction it ran in. It runs after the dialect's first-connect initialisation
+    (no ``insert=True``), so SQLAlchemy's default schema stays ``public`` and reflection (the
+    drift check, autogenerate) keeps naming our tables ``pokervod.*`` as the models do.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _set_search_path(dbapi_connection: Any, _record: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"SET search_path TO {SEARCH_PATH}")
+        finally:
+            cursor.close()
+            dbapi_connection.autocommit = autocommit
+
+
+def async_session_factory(
+    engine: AsyncEngine, *, hide_deleted: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose objects stay readable after commit (``expire_on_commit=False``).
+
+    ``hide_deleted``: ORM loads of these sessions leave soft-deleted rows out (softdelete.py).
+    """
+    return async_sessionmaker(
+        engine, class_=AsyncSession, expire_on_commit=False, info={HIDE_DELETED: hide_deleted}
+    )
 
 
 def unavailable(url: str, exc: BaseException) -> DatabaseUnavailableError:
@@ -166,7 +205,11 @@ class Database:
     def from_settings(
         cls, settings: Settings, *, application_name: str = APPLICATION_NAME
     ) -> Database:
-        """The engine (one pool) and its sessions; share it, e.g. ``DatabaseAgent(database=…)``."""
+        """The engine (one pool) and its sessions; share it, e.g. ``DatabaseAgent(database=…)``.
+
+        Without ``DATABASE_URL`` the embedded server is joined (and started when it is not
+        running), as the CLI and the agent do."""
+        settings = embedded.start(settings)
         engine = create_engine(settings, application_name=application_name)
         return cls(engine=engine, session_factory=async_session_factory(engine))
 

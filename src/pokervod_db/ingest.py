@@ -43,6 +43,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pokervod_db.errors import PokervodDBError, SQLState, sqlstate
+from pokervod_db.instrumentation import timed
 from pokervod_db.models import (
     HandClip,
     NASFile,
@@ -186,6 +187,7 @@ def _q(name: str) -> str:
 # --- public API -------------------------------------------------------------------------------
 
 
+@timed("ingest.upsert_nas_folders")
 async def upsert_nas_folders(
     session: AsyncSession,
     rows: Iterable[Row],
@@ -197,6 +199,7 @@ async def upsert_nas_folders(
     return await _upsert(session, _NAS_FOLDERS, rows, columns=columns, mode=mode)
 
 
+@timed("ingest.upsert_nas_files")
 async def upsert_nas_files(
     session: AsyncSession,
     rows: Iterable[Row],
@@ -208,6 +211,7 @@ async def upsert_nas_files(
     return await _upsert(session, _NAS_FILES, rows, columns=columns, mode=mode)
 
 
+@timed("ingest.upsert_video_files")
 async def upsert_video_files(
     session: AsyncSession,
     rows: Iterable[Row],
@@ -219,6 +223,7 @@ async def upsert_video_files(
     return await _upsert(session, _VIDEO_FILES, rows, columns=columns, mode=mode)
 
 
+@timed("ingest.upsert_hand_clips")
 async def upsert_hand_clips(
     session: AsyncSession,
     rows: Iterable[Row],
@@ -230,6 +235,7 @@ async def upsert_hand_clips(
     return await _upsert(session, _HAND_CLIPS, rows, columns=columns, mode=mode)
 
 
+@timed("ingest.link_hand_clip_tags")
 async def link_hand_clip_tags(
     session: AsyncSession,
     links: Mapping[uuid.UUID, Iterable[uuid.UUID]] | Iterable[tuple[uuid.UUID, uuid.UUID]],
@@ -245,6 +251,7 @@ async def link_hand_clip_tags(
     return await _link(session, hand_clip_tags, "tag_id", links, replace=replace, mode=mode)
 
 
+@timed("ingest.link_hand_clip_players")
 async def link_hand_clip_players(
     session: AsyncSession,
     links: Mapping[uuid.UUID, Iterable[uuid.UUID]] | Iterable[tuple[uuid.UUID, uuid.UUID]],

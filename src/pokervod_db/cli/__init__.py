@@ -45,7 +45,7 @@ import typer
 
 from pokervod_db.errors import PokervodDBError
 
-from . import backup, inspect, migrations, server
+from . import backup, inspect, migrations, serve, server
 from .render import failed
 
 app = typer.Typer(
@@ -66,6 +66,7 @@ _include(migrations.app)
 _include(backup.app)
 app.add_typer(backup.backup_app, name="backup")
 _include(inspect.app)
+_include(serve.app)
 
 
 def main() -> None:
