@@ -71,7 +71,7 @@ def create_sync_engine(
 
 
 SEARCH_PATH = f"{SCHEMA}, public"
-"""The search_path of every connection the package opens (PRD 2.2), so raw SQL with bare table
+"""The search_path of every connection the package opens (the archive's schema first), so raw SQL with bare table
 names (``SELECT count(*) FROM projects``) finds the archive's tables."""
 
 
