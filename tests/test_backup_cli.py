@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import pty
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,7 +90,11 @@ def test_restore_asks_on_a_terminal_and_no_changes_nothing(
             stderr=follower,
         )
         output = b""
+        deadline = time.monotonic() + 60  # bounded: a missing prompt fails, never hangs
         while b"?" not in output:
+            remaining = deadline - time.monotonic()
+            ready, _, _ = select.select([leader], [], [], max(0.0, remaining))
+            assert ready, f"no confirmation prompt within 60 s; got {output!r}"
             output += os.read(leader, 4096)
         os.write(leader, b"n\n")
         assert proc.wait(timeout=60) == 1
