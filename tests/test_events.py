@@ -351,13 +351,16 @@ async def test_listener_filters_types(db_settings: Settings, engine: AsyncEngine
     assert got.id == wanted.id
 
 
-async def test_listener_reconnects_after_its_connection_is_killed(
+async def test_listener_reconnects_after_its_connection_is_killed_and_resumes_after_the_last(
     db_settings: Settings, engine: AsyncEngine
 ) -> None:
     async with _listening(db_settings, application_name="pokervod-db test-listener") as (
         queue,
         task,
     ):
+        before = await _emit(engine, _event(0))
+        (got,) = await _take(queue, 1)  # the killed connection was the one delivering
+        assert got.id == before.id
         async with engine.begin() as conn:
             killed = (
                 await conn.execute(
@@ -368,9 +371,11 @@ async def test_listener_reconnects_after_its_connection_is_killed(
                 )
             ).scalar_one()
         assert killed == 1
-        after = await _emit(engine, _event(1))
-        (got,) = await _take(queue, 1, wait_s=15)
-        assert got.id == after.id
+        while_down = await _emit(engine, _event(1))  # committed before the listener is back
+        after = await _emit(engine, _event(2))
+        delivered = await _take(queue, 2, wait_s=15)
+        assert [e.id for e in delivered] == [while_down.id, after.id]  # none lost, none twice
+        await _nothing_more(queue, 0.5)
         assert not task.done()
 
 
