@@ -14,11 +14,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from pokervod_db import migrate
 from pokervod_db.settings import Settings
-from tests.conftest import TEST_URL_ENV, PgServer
+from tests.conftest import PgServer
 
 HEAD = "004_query_indexes"
 PREVIOUS = "003_agent_events"
@@ -245,41 +244,6 @@ def test_invalid_url_gives_one_line_without_echoing_it(url, expected, tmp_path):
     line = _assert_one_failed_line(result)
     assert line.startswith(f"FAILED: invalid settings: {expected}")
     assert elapsed < HANG_GUARD_S
-
-
-@pytest.fixture
-def password_role(pg_server: PgServer) -> Iterator[str]:
-    """A role with a password on a server that checks it (the embedded test server only).
-
-    The embedded server trusts every local login; for this role alone we switch its hba entry
-    to scram-sha-256. A shared server (POKERVOD_TEST_DATABASE_URL) is never reconfigured.
-    """
-    if os.environ.get(TEST_URL_ENV):
-        pytest.skip("a shared server: its roles and authentication are not ours to change")
-    role = "pokervod_pw_test"
-    with pg_server.admin() as conn:
-        hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                sql.Identifier(role), sql.Literal("the-right-one")
-            )
-        )
-        original = None
-        if "pokervod-test-pg-" in str(hba):  # the embedded server of this test session
-            original = hba.read_text()
-            rules = f"local all {role} scram-sha-256\nhost all {role} 127.0.0.1/32 scram-sha-256\n"
-            hba.write_text(rules + original)
-            conn.execute("SELECT pg_reload_conf()")
-            time.sleep(0.2)
-    try:
-        yield role
-    finally:
-        with pg_server.admin() as conn:
-            if original is not None:
-                hba.write_text(original)
-                conn.execute("SELECT pg_reload_conf()")
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 def test_wrong_password_gives_one_line_without_the_password(pg_server, password_role, tmp_path):
