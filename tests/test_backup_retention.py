@@ -142,6 +142,7 @@ def test_age_of_the_newest_verified_backup(tmp_path: Path) -> None:
     assert newest_verified_age_s(settings, now=NOW) == timedelta(days=3).total_seconds()
 
 
+@pytest.mark.slow
 def test_prune_on_real_archives_deletes_archive_and_manifest_and_keeps_the_rest_restorable(
     db_settings: Settings, tmp_path: Path
 ) -> None:

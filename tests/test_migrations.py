@@ -259,6 +259,7 @@ def _waiting_migrators(settings: Settings) -> int:
     return int(rows[0][0])
 
 
+@pytest.mark.slow
 def test_four_processes_upgrading_at_once_apply_each_revision_exactly_once(
     empty_db_settings, pg_server
 ):
