@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks import events_load, ops, reads, writes
+from benchmarks import events_load, ops, physical, reads, writes
 from benchmarks.generate import GENERATOR_VERSION, generate
 from benchmarks.report import markdown
 from benchmarks.scales import SCALES, Scale
@@ -120,21 +120,27 @@ async def run_benchmark(
     try:
         log(f"read queries ({runs or scale.runs} runs each) …")
         read_results, chosen = await reads.time_reads(factory, runs=runs or scale.runs, log=log)
-        log("ingest …")
-        write_results = await writes.time_writes(
-            engine,
-            factory,
-            fresh_rows=scale.fresh_rows,
-            orm_rows=scale.orm_rows,
-            reupsert=True,
-            log=log,
-        )
+        log("ingest (a standby watches its replay lag) …")
+        probe = physical.LagProbe(settings, log).start()
+        try:
+            write_results = await writes.time_writes(
+                engine,
+                factory,
+                fresh_rows=scale.fresh_rows,
+                orm_rows=scale.orm_rows,
+                reupsert=True,
+                log=log,
+            )
+        finally:
+            replica_lag = probe.finish()
     finally:
         await engine.dispose()
     per_writer = 5 if scale.name == "tiny" else events_load.EVENTS_PER_WRITER
     events = await events_load.time_events(settings, per_writer=per_writer, log=log)
     log("backup and restore …")
     backup = ops.time_backup_restore(settings, db_name, log=log)
+    log("physical backup and restore …")
+    physical_results = physical.time_physical(settings, log=log)
     return {
         "scale": scale.name,
         "counts": scale.counts(),
@@ -155,6 +161,8 @@ async def run_benchmark(
         "ingest": write_results,
         "migration": migration,
         "backup_restore": backup,
+        "physical": physical_results,
+        "replica_lag": replica_lag,
         "events": events,
     }
 

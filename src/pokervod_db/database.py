@@ -12,7 +12,7 @@ import os
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine_
@@ -23,8 +23,11 @@ from sqlalchemy.pool import NullPool
 
 from pokervod_db import embedded
 from pokervod_db.errors import DatabaseUnavailableError, translate
-from pokervod_db.settings import SCHEMA, Settings
+from pokervod_db.settings import SCHEMA, Settings, asyncpg_options, mask_url
 from pokervod_db.softdelete import HIDE_DELETED
+
+if TYPE_CHECKING:
+    from pokervod_db.routing import ReadRouter
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +38,22 @@ def create_engine(settings: Settings, *, application_name: str = APPLICATION_NAM
     """The application's async engine (asyncpg) with the pool sizes and timeouts of `settings`."""
     from pokervod_db.monitoring import install_query_monitor
 
+    options = asyncpg_options(settings.async_url())
+    connect_args: dict[str, Any] = {
+        "timeout": options.timeout or settings.connect_timeout,
+        "server_settings": {"application_name": application_name, **options.server_settings},
+    }
+    if options.dsn is not None:
+        connect_args["dsn"] = options.dsn  # explicit host, user, … win over the DSN's
     engine = create_async_engine_(
-        settings.async_url(),
+        options.url,
         echo=settings.echo_sql,
+        hide_parameters=True,  # DB_ECHO shows statements, never the values (secrets, PII)
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
         pool_pre_ping=settings.pool_pre_ping,
-        connect_args={
-            "timeout": settings.connect_timeout,
-            "server_settings": {"application_name": application_name},
-        },
+        connect_args=connect_args,
     )
     install_query_monitor(engine, settings)
     install_search_path(engine.sync_engine)
@@ -60,6 +68,7 @@ def create_sync_engine(
     engine = create_sync_engine_(
         settings.sync_url(),
         echo=settings.echo_sql,
+        hide_parameters=True,  # DB_ECHO shows statements, never the values (secrets, PII)
         connect_args={
             "connect_timeout": max(1, round(settings.connect_timeout)),
             "application_name": application_name,
@@ -165,7 +174,7 @@ async def check_connection(engine: AsyncEngine, *, wait_s: float = 10.0) -> None
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        raise unavailable(engine.url.render_as_string(hide_password=True), exc) from exc
+        raise unavailable(mask_url(engine.url), exc) from exc
 
 
 async def get_db(
@@ -200,6 +209,7 @@ class Database:
 
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
+    router: ReadRouter | None = None
 
     @classmethod
     def from_settings(
@@ -208,10 +218,16 @@ class Database:
         """The engine (one pool) and its sessions; share it, e.g. ``DatabaseAgent(database=…)``.
 
         Without ``DATABASE_URL`` the embedded server is joined (and started when it is not
-        running), as the CLI and the agent do."""
+        running), as the CLI and the agent do. With ``DATABASE_REPLICA_URLS`` it also routes
+        `read_transaction` (routing.py)."""
         settings = embedded.start(settings)
         engine = create_engine(settings, application_name=application_name)
-        return cls(engine=engine, session_factory=async_session_factory(engine))
+        database = cls(engine=engine, session_factory=async_session_factory(engine))
+        if settings.replica_urls is not None:
+            from pokervod_db.routing import ReadRouter
+
+            database.router = ReadRouter(settings, database.session_factory)
+        return database
 
     async def get_db(self) -> AsyncGenerator[AsyncSession, None]:
         """FastAPI dependency: ``Depends(database.get_db)``."""
@@ -222,7 +238,16 @@ class Database:
         """``async with database.transaction() as session:`` commits or rolls back."""
         return transaction(self.session_factory)
 
+    def read_transaction(self) -> Any:
+        """``async with database.read_transaction() as session:`` a read-only transaction on a
+        replica within ``DB_REPLICA_MAX_LAG_S``, on the primary when none is (see routing.py)."""
+        from pokervod_db.routing import read_transaction
+
+        return read_transaction(self.session_factory, self.router)
+
     async def dispose(self) -> None:
+        if self.router is not None:
+            await self.router.dispose()
         await self.engine.dispose()
 
 
