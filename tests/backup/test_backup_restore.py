@@ -18,7 +18,7 @@ from pokervod_db.backup.archive import read_manifest
 from pokervod_db.backup.tools import find_tools
 from pokervod_db.errors import BackupError
 from pokervod_db.settings import Settings
-from tests.backup_support import all_rows, change_data, connect, fill, schemas
+from tests.backup.support import all_rows, change_data, connect, fill, schemas
 
 pytestmark = pytest.mark.slow
 

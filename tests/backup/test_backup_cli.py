@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from pokervod_db.settings import Settings
-from tests.backup_support import ENTITY_AND_LINK_TABLES, all_rows, change_data
+from tests.backup.support import ENTITY_AND_LINK_TABLES, all_rows, change_data
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).with_name("pokervod-db"))
 
 

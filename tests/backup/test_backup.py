@@ -17,7 +17,7 @@ from pokervod_db import backup
 from pokervod_db.backup.archive import ArchiveKind, read_manifest
 from pokervod_db.errors import BackupError
 from pokervod_db.settings import Settings
-from tests.backup_support import (
+from tests.backup.support import (
     ENTITY_AND_LINK_TABLES,
     all_rows,
     change_data,
