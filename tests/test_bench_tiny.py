@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from benchmarks.run import run_benchmark, save
 from benchmarks.scales import SCALES
 
 from pokervod_db.settings import Settings
+
+pytestmark = pytest.mark.slow
 
 
 async def test_tiny_benchmark_runs_end_to_end_and_saves_its_report(

@@ -7,12 +7,13 @@ private database of the test server.
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from pokervod_db import migrate
 from pokervod_db.settings import Settings
@@ -66,20 +67,31 @@ def test_init_script_is_mounted_and_creates_the_schema(compose, empty_db_setting
     script = (ROOT / source).resolve()
     assert script == ROOT / "scripts" / "init.sql" and script.exists()
 
-    # Run it on an empty database, then migrate on top of it: the two must agree. The test
-    # server may have no role `pokervod` (and a shared one is not ours to change): then the
-    # grant goes to the connecting role instead.
-    sql = script.read_text()
+    # Run it on an empty database as another role than the application's (the schema's owner
+    # would have every privilege anyway), then migrate on top of it: the two must agree. The
+    # application role is a fresh one without any privilege of its own, so only the script's
+    # GRANT can give it CREATE on the schema.
+    role = f"pokervod_app_{uuid.uuid4().hex[:8]}"
+    sql = script.read_text().replace("TO pokervod;", f"TO {role};")
     with psycopg.connect(empty_db_settings.libpq_url(), autocommit=True) as conn:
-        role_exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'pokervod'").fetchone()
-        grantee = "'pokervod'" if role_exists else "current_user"
-        if not role_exists:
-            sql = sql.replace("TO pokervod;", "TO CURRENT_USER;")
-        conn.execute(sql.encode())  # type: ignore[call-overload]
-        privileges = conn.execute(
-            f"SELECT has_schema_privilege({grantee}, 'pokervod', 'CREATE')"  # type: ignore[call-overload]
-        ).fetchone()
-    assert privileges == (True,)
+        conn.execute(f"CREATE ROLE {role} NOLOGIN")
+        try:
+            before = conn.execute(
+                "SELECT has_database_privilege(%s, current_database(), 'CREATE')", (role,)
+            ).fetchone()
+            conn.execute(sql.encode())
+            owner, may_create = conn.execute(
+                "SELECT nspowner::regrole::text, has_schema_privilege(%s, 'pokervod', 'CREATE') "
+                "FROM pg_namespace WHERE nspname = 'pokervod'",
+                (role,),
+            ).fetchone() or (None, None)
+            with conn.transaction(force_rollback=True):
+                conn.execute(f"SET LOCAL ROLE {role}")
+                conn.execute("CREATE TABLE pokervod.made_by_the_app_role (x int)")
+        finally:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+    assert before == (False,) and owner != role and may_create is True
     assert migrate.upgrade(empty_db_settings).to_revision == migrate.head_revision()
     assert migrate.drift(empty_db_settings) == []
 
@@ -104,7 +116,7 @@ def test_services_point_database_url_at_the_db_service(compose):
     for name in ("migrate", "app", "serve"):
         url = _services(compose)[name]["environment"]["DATABASE_URL"]
         rendered = url.replace("${DB_PASSWORD:?set DB_PASSWORD}", "pw")
-        settings = Settings(_env_file=None, DATABASE_URL=rendered)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, DATABASE_URL=rendered)
         parsed = settings.url()
         assert (parsed.host, parsed.port, parsed.database, parsed.username) == (
             "db",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -80,7 +80,7 @@ def create_sync_engine(
 
 
 SEARCH_PATH = f"{SCHEMA}, public"
-"""The search_path of every connection the package opens (PRD 2.2), so raw SQL with bare table
+"""The search_path of every connection the package opens (the archive's schema first), so raw SQL with bare table
 names (``SELECT count(*) FROM projects``) finds the archive's tables."""
 
 
@@ -179,7 +179,7 @@ async def check_connection(engine: AsyncEngine, *, wait_s: float = 10.0) -> None
 
 async def get_db(
     session_factory: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
+) -> AsyncGenerator[AsyncSession, None]:
     """The PRD's request-scoped session: commit on success, roll back on any error.
 
     Use it with FastAPI as ``Depends(partial(get_db, session_factory))`` or through
@@ -229,7 +229,7 @@ class Database:
             database.router = ReadRouter(settings, database.session_factory)
         return database
 
-    async def get_db(self) -> AsyncIterator[AsyncSession]:
+    async def get_db(self) -> AsyncGenerator[AsyncSession, None]:
         """FastAPI dependency: ``Depends(database.get_db)``."""
         async for session in get_db(self.session_factory):
             yield session

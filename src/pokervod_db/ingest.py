@@ -675,7 +675,7 @@ def _refusal(table: str, bad: Sequence[BadRow]) -> str:
     return f"{table}: {len(bad)} bad row(s), nothing applied: {listed}{more}"
 
 
-def _checks(target: _Target, cols: Sequence[str]) -> list[str]:
+def _checks(target: _Target, cols: Sequence[str]) -> list[str]:  # noqa: C901 (one branch per kind of column rule, read as a table)
     """SQL expressions over staged row ``n``: a reason when the row breaks a rule, else NULL.
 
     They mirror the table's definition: keys and NOT NULL columns, string lengths, integer
