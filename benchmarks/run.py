@@ -114,7 +114,9 @@ async def run_benchmark(
     log("migration (empty → head, whole process) …")
     migration = ops.time_migration(settings, db_name)
     facts = ops.server_facts(settings)
-    app_settings = settings.model_copy(update={"slow_query_ms": 60_000.0})
+    app_settings = settings.model_copy(
+        update={"slow_query_ms": 60_000.0, "statement_timeout_ms": 0}
+    )
     engine = create_engine(app_settings, application_name="pokervod-bench")
     factory = async_session_factory(engine)
     try:

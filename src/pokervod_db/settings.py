@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     embedded_database: str = Field(default="pokervod", alias="EMBEDDED_DATABASE")
     migration_lock_timeout_s: float = Field(default=300.0, ge=0, alias="MIGRATION_LOCK_TIMEOUT_S")
     statement_lock_timeout_ms: int = Field(default=10_000, ge=0, alias="DB_LOCK_TIMEOUT_MS")
+    # Application connections only (create_engine); migrations, backup and restore run without
+    # them and bound their waits with their own lock timeouts. 0 turns a limit off.
+    statement_timeout_ms: int = Field(default=30_000, ge=0, alias="DB_STATEMENT_TIMEOUT_MS")
+    idle_in_transaction_timeout_ms: int = Field(
+        default=60_000, ge=0, alias="DB_IDLE_IN_TRANSACTION_TIMEOUT_MS"
+    )
     backup_dir: Path = Field(default=Path("backups"), alias="BACKUP_DIR")
     # Backup and restore (pokervod_db.backup). The lock wait bounds how long a backup or restore
     # queues behind a migration (or the other way round) before failing with one clear line.
