@@ -12,6 +12,7 @@ from pokervod_db.database import (
     create_engine,
     create_sync_engine,
     get_db,
+    run_in_transaction,
     transaction,
 )
 from pokervod_db.errors import (
@@ -24,6 +25,8 @@ from pokervod_db.errors import (
     LockTimeoutError,
     MigrationError,
     PokervodDBError,
+    PoolExhaustedError,
+    StatementTimeoutError,
 )
 from pokervod_db.events import Event, EventBus, EventType, listen
 from pokervod_db.settings import SCHEMA, Settings
@@ -46,12 +49,15 @@ __all__ = [
     "MigrationError",
     "MigrationResult",
     "PokervodDBError",
+    "PoolExhaustedError",
     "Settings",
+    "StatementTimeoutError",
     "async_session_factory",
     "create_catalog_tree",
     "create_engine",
     "create_sync_engine",
     "get_db",
     "listen",
+    "run_in_transaction",
     "transaction",
 ]
