@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -297,3 +298,116 @@ def test_wrong_password_gives_one_line_without_the_password(pg_server, password_
     assert "password authentication failed" in line
     assert ":***@" in line
     assert elapsed < HANG_GUARD_S
+
+
+# --- the command tree: every name people script against keeps working -------------------------
+
+# Every command and option of the command line as it was before the cli/ package; scripts and
+# cron jobs call these, so a rename must fail here.
+SCRIPTED_INTERFACE: dict[str, set[str]] = {
+    "up": {"--sample"},
+    "upgrade": {"--backup-first"},
+    "downgrade": set(),
+    "current": set(),
+    "history": set(),
+    "revision": {"-m", "--message", "--autogenerate"},
+    "check": set(),
+    "down": set(),
+    "backup": {"--format", "--compression", "--jobs", "-j", "--tag", "--no-upload", "--json"},
+    "backup verify": {"--json"},
+    "backup list": {"--remote", "--json"},
+    "backup prune": {"--keep-daily", "--keep-weekly", "--dry-run", "--json"},
+    "backup fetch": {"--json"},
+    "restore": {"--yes", "-y", "--no-safety-backup", "--json"},
+    "status": {"--json"},
+    "health": {"--json"},
+    "stats": {"--json", "--exact", "--top"},
+    "events": {"--follow", "-f", "--since", "--type", "-t"},
+}
+
+
+def _command_tree() -> dict[str, set[str]]:
+    import typer.main
+
+    from pokervod_db.cli import app
+
+    tree: dict[str, set[str]] = {}
+
+    # Duck-typed: Typer 0.12 builds click objects, newer Typer its own copy of click.
+    def walk(command: Any, path: str) -> None:
+        if path:
+            tree[path] = {
+                name
+                for param in command.params
+                if param.param_type_name == "option"
+                for name in (*param.opts, *param.secondary_opts)
+            }
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}".strip())
+
+    walk(typer.main.get_command(app), "")
+    return tree
+
+
+def test_every_scripted_command_and_option_name_still_exists() -> None:
+    tree = _command_tree()
+    for command, options in SCRIPTED_INTERFACE.items():
+        assert command in tree, f"command {command!r} is gone"
+        assert options <= tree[command], f"{command}: missing {options - tree[command]}"
+
+
+def test_every_json_option_is_the_shared_one() -> None:
+    from typer.testing import CliRunner
+
+    from pokervod_db.cli import app
+
+    with_json = [c for c, options in _command_tree().items() if "--json" in options]
+    assert len(with_json) >= 9
+    runner = CliRunner()
+    helps = {c: runner.invoke(app, [*c.split(), "--help"], terminal_width=200) for c in with_json}
+    for command, result in helps.items():
+        assert result.exit_code == 0, (command, result.output)
+        assert "Print one JSON object on stdout" in result.output, command
+
+
+@pytest.mark.parametrize(
+    ("args", "named", "subcommand"),
+    [
+        (["backup", "--format", "directory", "list"], "--format", "list"),
+        (["backup", "-j", "4", "prune"], "--jobs", "prune"),
+        (["backup", "--tag", "x", "verify", "keep.dump"], "--tag", "verify"),
+        (["backup", "--json", "list"], "--json", "list"),
+    ],
+)
+def test_backup_options_given_to_a_subcommand_are_refused_before_anything_runs(
+    tmp_path, args, named, subcommand
+):
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    (backups / "keep.dump").write_bytes(b"not touched")
+    env = _env_for("postgresql://nobody@127.0.0.1:1/none", tmp_path)
+    line = _assert_one_failed_line(_run(*args, env=env, cwd=tmp_path))
+    assert named in line and f"not to `backup {subcommand}`" in line
+    assert [p.name for p in backups.iterdir()] == ["keep.dump"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["backup", "--jobs", "2"], "--jobs above 1 needs --format directory"),
+        (["backup", "--jobs", "0", "--format", "directory"], "--jobs must be at least 1"),
+        (["backup", "prune", "--keep-daily", "0", "--keep-weekly", "0"], "--keep-daily 0 and"),
+        (["backup", "prune", "--keep-daily", "-1"], "cannot be negative"),
+    ],
+)
+def test_backup_arguments_out_of_range_are_named_as_flags_and_nothing_runs(
+    tmp_path, args, expected
+):
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    (backups / "keep.dump").write_bytes(b"not touched")
+    env = _env_for("postgresql://nobody@127.0.0.1:1/none", tmp_path)
+    line = _assert_one_failed_line(_run(*args, env=env, cwd=tmp_path))
+    assert expected in line
+    assert [p.name for p in backups.iterdir()] == ["keep.dump"]

@@ -11,14 +11,8 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pokervod_db import models
-from pokervod_db.database import (
-    CatalogTreeResult,
-    Database,
-    SeasonFailure,
-    create_catalog_tree,
-    get_db,
-    transaction,
-)
+from pokervod_db.catalog import CatalogTreeResult, SeasonFailure, create_catalog_tree
+from pokervod_db.database import Database, get_db, transaction
 from pokervod_db.errors import (
     ConstraintViolationError,
     DuplicateError,
@@ -349,7 +343,7 @@ async def test_objects_stay_readable_after_commit(session_factory: async_session
     assert player.name == "readable" and player.is_active is True
 
 
-# --- create_catalog_tree (savepoints, PRD 6.2) --------------------------------------------------
+# --- create_catalog_tree (a savepoint per season) --------------------------------------------------
 
 
 async def test_create_catalog_tree_keeps_good_seasons_and_reports_the_bad_one(
@@ -457,3 +451,13 @@ async def test_check_connection_to_a_server_that_never_answers_fails_in_one_line
         finally:
             await engine.dispose()
     assert "timed out" in str(info.value) and ":***@127.0.0.1" in str(info.value)
+
+
+def test_catalog_tree_names_are_still_importable_from_database() -> None:
+    import pokervod_db.catalog as catalog
+    import pokervod_db.database as database
+
+    for name in ("create_catalog_tree", "CatalogTreeResult", "SeasonFailure"):
+        assert getattr(database, name) is getattr(catalog, name)
+    with pytest.raises(AttributeError):
+        _ = database.no_such_name

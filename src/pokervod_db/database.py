@@ -11,12 +11,12 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine_
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as create_async_engine_
 from sqlalchemy.pool import NullPool, QueuePool
 
+from pokervod_db import embedded
 from pokervod_db.errors import (
     DatabaseUnavailableError,
     PokervodDBError,
@@ -31,8 +32,8 @@ from pokervod_db.errors import (
     sqlstate,
     translate,
 )
-from pokervod_db.models import Project, Season
-from pokervod_db.settings import Settings
+from pokervod_db.settings import SCHEMA, Settings
+from pokervod_db.softdelete import HIDE_DELETED
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def create_engine(settings: Settings, *, application_name: str = APPLICATION_NAM
         },
     )
     install_query_monitor(engine, settings)
+    install_search_path(engine.sync_engine)
     return engine
 
 
@@ -78,7 +80,7 @@ def create_sync_engine(
 ) -> Engine:
     """A psycopg engine for Alembic and maintenance work (no pool unless asked for)."""
     kwargs: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
-    return create_sync_engine_(
+    engine = create_sync_engine_(
         settings.sync_url(),
         echo=settings.echo_sql,
         connect_args={
@@ -87,11 +89,47 @@ def create_sync_engine(
         },
         **kwargs,
     )
+    install_search_path(engine)
+    return engine
 
 
-def async_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions whose objects stay readable after commit (``expire_on_commit=False``)."""
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+SEARCH_PATH = f"{SCHEMA}, public"
+"""The search_path of every connection the package opens (PRD 2.2), so raw SQL with bare table
+names (``SELECT count(*) FROM projects``) finds the archive's tables."""
+
+
+def install_search_path(engine: Engine) -> None:
+    """Set `SEARCH_PATH` on each new connection of ``engine`` (asyncpg or psycopg).
+
+    A ``SET`` on connect rather than a startup parameter: PgBouncer refuses startup parameters
+    it does not know. It runs in autocommit, else the pool's reset would roll it back with the
+    implicit transaction it ran in. It runs after the dialect's first-connect initialisation
+    (no ``insert=True``), so SQLAlchemy's default schema stays ``public`` and reflection (the
+    drift check, autogenerate) keeps naming our tables ``pokervod.*`` as the models do.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _set_search_path(dbapi_connection: Any, _record: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"SET search_path TO {SEARCH_PATH}")
+        finally:
+            cursor.close()
+            dbapi_connection.autocommit = autocommit
+
+
+def async_session_factory(
+    engine: AsyncEngine, *, hide_deleted: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose objects stay readable after commit (``expire_on_commit=False``).
+
+    ``hide_deleted``: ORM loads of these sessions leave soft-deleted rows out (softdelete.py).
+    """
+    return async_sessionmaker(
+        engine, class_=AsyncSession, expire_on_commit=False, info={HIDE_DELETED: hide_deleted}
+    )
 
 
 def unavailable(url: str, exc: BaseException) -> DatabaseUnavailableError:
@@ -101,11 +139,46 @@ def unavailable(url: str, exc: BaseException) -> DatabaseUnavailableError:
     elif isinstance(exc, OSError) and exc.errno:
         reason = os.strerror(exc.errno)  # asyncpg raises the socket's error: "Connection refused"
     else:
-        reason = str(translate(exc)).removeprefix("database unavailable: ")
-        reason = reason.removeprefix("connection failed: ")
+        # psycopg frames libpq's reason as "connection failed: …"; the sentence below says it.
+        reason = translate(exc).reason.removeprefix("connection failed: ")
     return DatabaseUnavailableError(
-        f"cannot connect to {url}: {reason}; check DATABASE_URL and that the server is running"
+        f"cannot connect to {url}: {reason}; check DATABASE_URL and that the server is running",
+        reason=reason,
     )
+
+
+@contextmanager
+def maintenance_connection(
+    settings: Settings,
+    *,
+    application_name: str = APPLICATION_NAME,
+    engine: Engine | None = None,
+) -> Iterator[Connection]:
+    """A short psycopg connection of its own (no pool) for migrations, backups and status reads.
+
+    A failed connect is one `DatabaseUnavailableError` naming the (masked) server; a driver error
+    inside the block leaves as the matching `PokervodDBError`, chained. With ``engine`` (an
+    engine handed over by the caller, as pytest-alembic does) that engine is used and kept.
+    """
+    own = engine is None
+    if engine is None:
+        used = create_sync_engine(settings, application_name=application_name)
+        shown = settings.masked_url()
+    else:
+        used, shown = engine, engine.url.render_as_string(hide_password=True)
+    try:
+        try:
+            conn = used.connect()
+        except (DBAPIError, OSError) as exc:
+            raise unavailable(shown, exc) from exc
+        with conn:
+            try:
+                yield conn
+            except SQLAlchemyError as exc:
+                raise translate(exc) from exc
+    finally:
+        if own:
+            used.dispose()
 
 
 async def check_connection(engine: AsyncEngine, *, wait_s: float = 10.0) -> None:
@@ -261,8 +334,15 @@ class Database:
     session_factory: async_sessionmaker[AsyncSession]
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Database:
-        engine = create_engine(settings)
+    def from_settings(
+        cls, settings: Settings, *, application_name: str = APPLICATION_NAME
+    ) -> Database:
+        """The engine (one pool) and its sessions; share it, e.g. ``DatabaseAgent(database=…)``.
+
+        Without ``DATABASE_URL`` the embedded server is joined (and started when it is not
+        running), as the CLI and the agent do."""
+        settings = embedded.start(settings)
+        engine = create_engine(settings, application_name=application_name)
         return cls(engine=engine, session_factory=async_session_factory(engine))
 
     async def get_db(self) -> AsyncIterator[AsyncSession]:
@@ -270,7 +350,7 @@ class Database:
         async for session in get_db(self.session_factory):
             yield session
 
-    def transaction(self) -> Any:
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         """``async with database.transaction() as session:`` commits or rolls back."""
         return transaction(self.session_factory)
 
@@ -290,61 +370,11 @@ class Database:
         await self.engine.dispose()
 
 
-# --- the savepoint pattern of PRD 6.2 -------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    # create_catalog_tree and its result types moved to pokervod_db.catalog (an operation on
+    # the catalog, not part of the engine); the old import path keeps working.
+    if name in {"create_catalog_tree", "CatalogTreeResult", "SeasonFailure"}:
+        from pokervod_db import catalog
 
-
-@dataclass
-class SeasonFailure:
-    """A season of a catalog tree that was rolled back to its savepoint."""
-
-    index: int
-    data: Mapping[str, Any]
-    error: str
-
-
-@dataclass
-class CatalogTreeResult:
-    project: Project
-    seasons: list[Season] = field(default_factory=list)
-    failed: list[SeasonFailure] = field(default_factory=list)
-
-
-async def create_catalog_tree(
-    session: AsyncSession,
-    tree: Mapping[str, Any],
-    *,
-    on_failure: Callable[[SeasonFailure], None] | None = None,
-) -> CatalogTreeResult:
-    """Create a project with its seasons; a bad season is rolled back alone and reported.
-
-    ``tree`` is ``{"project": {...Project columns}, "seasons": [{...Season columns}, ...]}``.
-    The project insert is not protected: if it fails, the error propagates (translated) and the
-    caller's transaction decides. Each season gets its own savepoint, so a season that breaks a
-    constraint leaves the project and the other seasons in place. The caller commits.
-    """
-    project_data = dict(tree["project"])
-    seasons_data: Sequence[Mapping[str, Any]] = tree.get("seasons", ())
-    project = Project(**project_data)
-    session.add(project)
-    try:
-        await session.flush()
-    except DBAPIError as exc:
-        raise translate(exc) from exc
-
-    result = CatalogTreeResult(project=project)
-    for index, season_data in enumerate(seasons_data):
-        season = Season(project_id=project.id, **season_data)
-        try:
-            async with session.begin_nested():
-                session.add(season)
-        except DBAPIError as exc:
-            failure = SeasonFailure(index=index, data=season_data, error=str(translate(exc)))
-            log.warning(
-                "season %d of project %s rolled back: %s", index, project.code, failure.error
-            )
-            result.failed.append(failure)
-            if on_failure is not None:
-                on_failure(failure)
-            continue
-        result.seasons.append(season)
-    return result
+        return getattr(catalog, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,6 +3,13 @@
 Every failure a user can cause or meet (a wrong URL, a dead server, a duplicate key, a corrupt
 backup) is one of these, raised ``from`` the driver's exception so nothing is lost for debugging.
 The CLI prints ``str(error)`` as one line and exits 1; other blocks can catch the subclasses.
+
+This module is the one vocabulary for failures: the error classes, the SQLSTATE codes the
+package reacts to (`SQLState`), `sqlstate()` to read one from any driver's exception, and
+`translate()` / `translated()` to turn driver errors into package errors. Every error carries
+``reason``: the cause without the framing of the message (``"Connection refused"`` inside
+``"database unavailable: Connection refused"``), for callers that build their own sentence.
+Messages name settings and parameters, never command-line flags (the CLI says those).
 """
 
 from __future__ import annotations
@@ -14,7 +21,15 @@ from sqlalchemy import exc as sa_exc
 
 
 class PokervodDBError(Exception):
-    """Root of every error this package raises on purpose."""
+    """Root of every error this package raises on purpose.
+
+    ``str(error)`` is the whole one-line message; ``reason`` is its cause alone (the message
+    itself when there is no framing), so callers never cut prefixes out of messages.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason: str = reason if reason is not None else message
 
 
 class ConfigurationError(PokervodDBError):
@@ -36,8 +51,10 @@ class StatementTimeoutError(PokervodDBError):
 class IntegrityViolationError(PokervodDBError):
     """A write broke a rule of the schema."""
 
-    def __init__(self, message: str, *, constraint: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, constraint: str | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
         self.constraint = constraint
 
 
@@ -61,6 +78,20 @@ class BackupError(PokervodDBError):
     """A backup, verification or restore failed; the database was left as it was."""
 
 
+class SQLState:
+    """The PostgreSQL error codes (SQLSTATE) this package reacts to, by their names in the
+    PostgreSQL manual's appendix A."""
+
+    CARDINALITY_VIOLATION = "21000"  # ON CONFLICT DO UPDATE hit the same row twice
+    DATA_EXCEPTION_CLASS = "22"  # a bad value: out of range, invalid text representation …
+    INTEGRITY_VIOLATION_CLASS = "23"  # unique, check, not-null, foreign-key rules
+    UNIQUE_VIOLATION = "23505"
+    INVALID_SCHEMA_NAME = "3F000"
+    UNDEFINED_TABLE = "42P01"
+    LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
+    PROGRAM_LIMIT_EXCEEDED_CLASS = "54"  # e.g. a tsvector over 1 MB
+
+
 # SQLSTATE classes: 23505 unique, 23514 check, 23502 not null, 23503 foreign key.
 _UNIQUE = "23505"
 _QUERY_CANCELED = "57014"  # statement_timeout (or a cancel request)
@@ -82,9 +113,10 @@ def _driver_gone(exc: BaseException) -> bool:
 
 
 def sqlstate(exc: BaseException) -> str | None:
-    """The PostgreSQL SQLSTATE of a (wrapped) driver error, for asyncpg and psycopg alike."""
+    """The PostgreSQL SQLSTATE of a driver error, bare or wrapped by SQLAlchemy, for asyncpg
+    and psycopg alike (None when the error did not come from the server)."""
     orig = getattr(exc, "orig", None)
-    for candidate in (orig, getattr(orig, "__cause__", None)):
+    for candidate in (exc, orig, getattr(orig, "__cause__", None)):
         code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
         if isinstance(code, str):
             return code
@@ -138,14 +170,18 @@ def translate(exc: BaseException) -> PokervodDBError:
     if isinstance(exc, sa_exc.IntegrityError):
         constraint = _constraint_name(exc)
         detail = _first_line(exc)
-        if sqlstate(exc) == _UNIQUE:
-            return DuplicateError(f"duplicate: {detail}", constraint=constraint)
-        return ConstraintViolationError(f"constraint violated: {detail}", constraint=constraint)
+        if sqlstate(exc) == SQLState.UNIQUE_VIOLATION:
+            return DuplicateError(f"duplicate: {detail}", constraint=constraint, reason=detail)
+        return ConstraintViolationError(
+            f"constraint violated: {detail}", constraint=constraint, reason=detail
+        )
     if isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError | OSError | TimeoutError):
-        return DatabaseUnavailableError(f"database unavailable: {_first_line(exc)}")
+        detail = _first_line(exc)
+        return DatabaseUnavailableError(f"database unavailable: {detail}", reason=detail)
     if isinstance(exc, sa_exc.DBAPIError):
-        return PokervodDBError(f"database error: {_first_line(exc)}")
-    return PokervodDBError(f"{type(exc).__name__}: {exc}")
+        detail = _first_line(exc)
+        return PokervodDBError(f"database error: {detail}", reason=detail)
+    return PokervodDBError(f"{type(exc).__name__}: {exc}", reason=str(exc) or type(exc).__name__)
 
 
 @contextmanager

@@ -42,7 +42,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pokervod_db import embedded
-from pokervod_db.errors import DatabaseUnavailableError, MigrationError
+from pokervod_db.errors import DatabaseUnavailableError, MigrationError, SQLState, sqlstate
 from pokervod_db.settings import SCHEMA, Settings
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,16 @@ def _json_default(value: Any) -> Any:
 def to_json(value: Any) -> str:
     """JSON text of an event, payload or result (datetimes as ISO 8601, UUIDs and paths as text)."""
     return json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
+def error_payload(error: BaseException, *, operation: str, **extra: Any) -> dict[str, Any]:
+    """The payload of a ``system.error`` event: what failed, the one-line error and its class."""
+    return {
+        "operation": operation,
+        "error": str(error) or type(error).__name__,
+        "error_type": type(error).__name__,
+        **extra,
+    }
 
 
 def _uuid_or_none(value: Any) -> uuid.UUID | None:
@@ -218,14 +228,13 @@ class EventBus:
         await self.emit(
             Event(
                 type=EventType.SYSTEM_ERROR,
-                payload={
-                    "operation": "event handler",
-                    "handler": name,
-                    "event_type": str(event.type),
-                    "event_id": str(event.event_id),
-                    "error": str(error) or type(error).__name__,
-                    "error_type": type(error).__name__,
-                },
+                payload=error_payload(
+                    error,
+                    operation="event handler",
+                    handler=name,
+                    event_type=str(event.type),
+                    event_id=str(event.event_id),
+                ),
                 source_block=event.source_block,
                 correlation_id=event.correlation_id,
                 parent_event_id=event.event_id,
@@ -494,7 +503,7 @@ def _waker(flag: asyncio.Event) -> Callable[..., None]:
 
 
 def _table_missing(exc: BaseException) -> bool:
-    return getattr(exc, "sqlstate", None) in {"42P01", "3F000"}
+    return sqlstate(exc) in {SQLState.UNDEFINED_TABLE, SQLState.INVALID_SCHEMA_NAME}
 
 
 async def listen(

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pokervod_db import embedded, migrate
+from pokervod_db.database import maintenance_connection
 from pokervod_db.errors import DatabaseUnavailableError, MigrationError, PokervodDBError, translate
 from pokervod_db.monitoring import query_stats
 from pokervod_db.settings import Settings
@@ -51,14 +52,11 @@ def migration_status(settings: Settings) -> MigrationStatus:
     difference. A revision unknown to this code (a newer release migrated the database) is
     reported in ``note`` with nothing pending. Synchronous (Alembic): run it in a thread.
     """
-    from pokervod_db.database import create_sync_engine
-
     settings = embedded.start(settings)
-    engine = create_sync_engine(settings, application_name="pokervod-db status")
     head = migrate.head_revision()
     note: str | None = None
     try:
-        with engine.connect() as conn:
+        with maintenance_connection(settings, application_name="pokervod-db status") as conn:
             current = migrate.current_on(conn)
             try:
                 pending = migrate.pending_revisions(current)
@@ -70,13 +68,14 @@ def migration_status(settings: Settings) -> MigrationStatus:
                 )
             at_head = current == head
             drift = migrate.drift_on(conn) if at_head else []
-    except (DBAPIError, OSError) as exc:
-        reason = str(translate(exc)).removeprefix("database unavailable: ")
+    except MigrationError:
+        raise
+    except (PokervodDBError, DBAPIError, OSError) as exc:
+        reason = exc.reason if isinstance(exc, PokervodDBError) else translate(exc).reason
         raise DatabaseUnavailableError(
-            f"cannot read the migration status of {settings.masked_url()}: {reason}"
+            f"cannot read the migration status of {settings.masked_url()}: {reason}",
+            reason=reason,
         ) from exc
-    finally:
-        engine.dispose()
     return MigrationStatus(
         database=settings.masked_url(),
         current=current,
@@ -202,7 +201,7 @@ async def check_health(settings: Settings, engine: AsyncEngine) -> HealthReport:
         reason = (
             f"no answer within {waited:.1f} s"
             if isinstance(exc, TimeoutError)
-            else str(translate(exc)).removeprefix("database unavailable: ")
+            else translate(exc).reason
         )
         error = f"cannot connect to {database}: {reason}"
         return HealthReport(

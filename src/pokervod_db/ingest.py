@@ -44,7 +44,8 @@ from sqlalchemy import BigInteger, Integer, Numeric, SmallInteger, String, Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pokervod_db.errors import PokervodDBError
+from pokervod_db.errors import PokervodDBError, SQLState, sqlstate
+from pokervod_db.instrumentation import timed
 from pokervod_db.models import (
     HandClip,
     NASFile,
@@ -64,9 +65,12 @@ Row = Mapping[str, Any] | Sequence[Any]
 _SERVER_OWNED = {"id", "created_at", "updated_at"}
 # SQLSTATE classes of errors that a bad value causes (data exception, integrity violation)
 # and the one of two rows with the same key in one ON CONFLICT DO UPDATE (cardinality).
-_BAD_DATA_CLASSES = ("22", "23", "54")  # 54: a program limit, e.g. tsvector over 1 MB
+_BAD_DATA_CLASSES = (
+    SQLState.DATA_EXCEPTION_CLASS,
+    SQLState.INTEGRITY_VIOLATION_CLASS,
+    SQLState.PROGRAM_LIMIT_EXCEEDED_CLASS,
+)
 _TSVECTOR_MAX_BYTES = 1_048_575
-_CARDINALITY_VIOLATION = "21000"
 _MAX_LISTED = 5
 INGEST_WORK_MEM = "256MB"
 """Memory for the duplicate check and the changed-rows join of one bulk call."""
@@ -190,6 +194,7 @@ def _q(name: str) -> str:
 # --- public API -------------------------------------------------------------------------------
 
 
+@timed("ingest.upsert_nas_folders")
 async def upsert_nas_folders(
     session: AsyncSession,
     rows: Iterable[Row],
@@ -201,6 +206,7 @@ async def upsert_nas_folders(
     return await _upsert(session, _NAS_FOLDERS, rows, columns=columns, mode=mode)
 
 
+@timed("ingest.upsert_nas_files")
 async def upsert_nas_files(
     session: AsyncSession,
     rows: Iterable[Row],
@@ -212,6 +218,7 @@ async def upsert_nas_files(
     return await _upsert(session, _NAS_FILES, rows, columns=columns, mode=mode)
 
 
+@timed("ingest.upsert_video_files")
 async def upsert_video_files(
     session: AsyncSession,
     rows: Iterable[Row],
@@ -223,6 +230,7 @@ async def upsert_video_files(
     return await _upsert(session, _VIDEO_FILES, rows, columns=columns, mode=mode)
 
 
+@timed("ingest.upsert_hand_clips")
 async def upsert_hand_clips(
     session: AsyncSession,
     rows: Iterable[Row],
@@ -234,6 +242,7 @@ async def upsert_hand_clips(
     return await _upsert(session, _HAND_CLIPS, rows, columns=columns, mode=mode)
 
 
+@timed("ingest.link_hand_clip_tags")
 async def link_hand_clip_tags(
     session: AsyncSession,
     links: Mapping[uuid.UUID, Iterable[uuid.UUID]] | Iterable[tuple[uuid.UUID, uuid.UUID]],
@@ -249,6 +258,7 @@ async def link_hand_clip_tags(
     return await _link(session, hand_clip_tags, "tag_id", links, replace=replace, mode=mode)
 
 
+@timed("ingest.link_hand_clip_players")
 async def link_hand_clip_players(
     session: AsyncSession,
     links: Mapping[uuid.UUID, Iterable[uuid.UUID]] | Iterable[tuple[uuid.UUID, uuid.UUID]],
@@ -682,8 +692,8 @@ async def _apply_fast(
     except asyncpg.PostgresError as exc:
         await driver.execute("ROLLBACK TO SAVEPOINT pokervod_ingest_fast")
         await driver.execute("RELEASE SAVEPOINT pokervod_ingest_fast")
-        state = getattr(exc, "sqlstate", "") or ""
-        if state == _CARDINALITY_VIOLATION or state[:2] in _BAD_DATA_CLASSES:
+        state = sqlstate(exc) or ""
+        if state == SQLState.CARDINALITY_VIOLATION or state[:2] in _BAD_DATA_CLASSES:
             return None
         raise IngestError(
             f"{target.name}: the batch was refused: {_first_line(exc)} (no row could be named: "

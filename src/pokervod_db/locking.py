@@ -14,11 +14,10 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from pokervod_db.errors import LockTimeoutError, sqlstate
+from pokervod_db.errors import LockTimeoutError, SQLState, sqlstate
 
 # Any constant bigint works; this one is "pokervod" in ASCII, easy to recognise in pg_locks.
 MAINTENANCE_LOCK_KEY = 0x706F6B6572766F64
-_LOCK_NOT_AVAILABLE = "55P03"
 
 
 def lock_holder(conn: Connection) -> str | None:
@@ -53,7 +52,7 @@ def maintenance_lock(conn: Connection, *, timeout_s: float, purpose: str) -> Ite
         conn.commit()
     except DBAPIError as exc:
         conn.rollback()
-        if sqlstate(exc) != _LOCK_NOT_AVAILABLE:
+        if sqlstate(exc) != SQLState.LOCK_NOT_AVAILABLE:
             raise
         holder = lock_holder(conn) or "another process"
         raise LockTimeoutError(

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,13 +27,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
 from pokervod_db import embedded
+from pokervod_db.database import maintenance_connection
 from pokervod_db.errors import (
     DatabaseUnavailableError,
+    IntegrityViolationError,
     MigrationError,
     PokervodDBError,
     translate,
 )
 from pokervod_db.models import Base
+from pokervod_db.models.base import STORAGE_PARAMETERS
 from pokervod_db.settings import SCHEMA, Settings
 
 SCRIPT_LOCATION = "pokervod_db:migrations"
@@ -106,30 +107,9 @@ def history() -> list[RevisionInfo]:
     ]
 
 
-@contextmanager
-def _connection(settings: Settings) -> Iterator[Connection]:
-    """A short-lived psycopg connection; failures become one-line package errors."""
-    from pokervod_db.database import create_sync_engine, unavailable
-
-    settings = embedded.start(settings)
-    engine = create_sync_engine(settings, application_name="pokervod-db")
-    try:
-        try:
-            conn = engine.connect()
-        except (DBAPIError, OSError) as exc:
-            raise unavailable(settings.masked_url(), exc) from exc
-        with conn:
-            try:
-                yield conn
-            except DBAPIError as exc:
-                raise translate(exc) from exc
-    finally:
-        engine.dispose()
-
-
 def current(settings: Settings) -> str | None:
     """The revision the database is at (None for an empty database)."""
-    with _connection(settings) as conn:
+    with maintenance_connection(embedded.start(settings)) as conn:
         return current_on(conn)
 
 
@@ -172,13 +152,23 @@ def _run_command(fn: Any, settings: Settings, *args: Any, **kwargs: Any) -> Migr
         fn(cfg, *args, **kwargs)
     except CommandError as exc:
         raise MigrationError(f"migration failed: {exc}") from exc
-    except PokervodDBError:
+    except PokervodDBError as exc:
+        # A statement of a migration failed (the maintenance connection translated it): its
+        # transaction rolled back, so say that nothing changed. Our own errors (lock held,
+        # server unreachable, bad settings) pass as they are.
+        statement_failed = type(exc) is PokervodDBError or isinstance(exc, IntegrityViolationError)
+        if statement_failed and isinstance(exc.__cause__, DBAPIError):
+            raise MigrationError(
+                f"migration failed, nothing was changed: {exc}", reason=exc.reason
+            ) from exc
         raise
     except DBAPIError as exc:
         error = translate(exc)
         if isinstance(error, DatabaseUnavailableError):
             raise error from exc
-        raise MigrationError(f"migration failed, nothing was changed: {error}") from exc
+        raise MigrationError(
+            f"migration failed, nothing was changed: {error}", reason=error.reason
+        ) from exc
     report = cfg.attributes.get(MIGRATION_REPORT)
     if not isinstance(report, MigrationReport):
         raise MigrationError("the migration environment reported nothing; is env.py ours?")
@@ -232,7 +222,7 @@ def new_revision(settings: Settings, message: str, *, autogenerate: bool = False
 
 def drift(settings: Settings) -> list[str]:
     """Differences between the database and the models, one readable line each (empty = none)."""
-    with _connection(settings) as conn:
+    with maintenance_connection(embedded.start(settings)) as conn:
         return drift_on(conn)
 
 
@@ -252,6 +242,35 @@ def drift_on(conn: Connection) -> list[str]:
         diffs = compare_metadata(ctx, Base.metadata)
     lines = [describe_diff(d) for d in diffs]
     lines.extend(_trigger_drift(conn))
+    lines.extend(_storage_drift(conn))
+    return lines
+
+
+def _storage_drift(conn: Connection) -> list[str]:
+    """Alembic does not compare storage parameters: compare ``pg_class.reloptions`` with the
+    ones the models record in ``Table.info`` (same on SQLAlchemy 2.0 and 2.1)."""
+    rows = conn.execute(
+        text(
+            "SELECT c.relname, coalesce(c.reloptions, '{}') FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :schema AND c.relkind IN ('r', 'p')"
+        ),
+        {"schema": SCHEMA},
+    ).all()
+    actual = {name: dict(opt.split("=", 1) for opt in opts) for name, opts in rows}
+    lines = []
+    for table in Base.metadata.tables.values():
+        if table.name not in actual:
+            continue  # a missing table is reported by Alembic's comparison
+        expected = {k: str(v) for k, v in table.info.get(STORAGE_PARAMETERS, {}).items()}
+        have = actual[table.name]
+        for key in sorted(expected.keys() | have.keys()):
+            if expected.get(key) != have.get(key):
+                lines.append(
+                    f"table {table.fullname}: storage parameter {key} is "
+                    f"{have.get(key, 'unset')} in the database, "
+                    f"{expected.get(key, 'unset')} in the models"
+                )
     return lines
 
 

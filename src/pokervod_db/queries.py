@@ -31,6 +31,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from pokervod_db.errors import PokervodDBError
+from pokervod_db.instrumentation import timed
 from pokervod_db.models import (
     Episode,
     Event,
@@ -202,6 +203,7 @@ def _where_live(stmt: S, column: Any, include_deleted: bool) -> S:
 # --- catalog ----------------------------------------------------------------------------------
 
 
+@timed("queries.get_project_by_code")
 async def get_project_by_code(
     session: AsyncSession, code: str, *, include_deleted: bool = False
 ) -> Project | None:
@@ -212,6 +214,7 @@ async def get_project_by_code(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+@timed("queries.get_catalog_tree")
 async def get_catalog_tree(
     session: AsyncSession, project_id: uuid.UUID, *, include_deleted: bool = False
 ) -> Project | None:
@@ -311,6 +314,7 @@ _TREE_JSON = {
 }
 
 
+@timed("queries.get_catalog_tree_json")
 async def get_catalog_tree_json(
     session: AsyncSession, project_id: uuid.UUID, *, include_deleted: bool = False
 ) -> str | None:
@@ -328,6 +332,7 @@ async def get_catalog_tree_json(
 # --- video files and hand clips ---------------------------------------------------------------
 
 
+@timed("queries.get_video_files_of_episode")
 async def get_video_files_of_episode(
     session: AsyncSession, episode_id: uuid.UUID, *, include_deleted: bool = False
 ) -> list[VideoFile]:
@@ -340,6 +345,7 @@ async def get_video_files_of_episode(
     return list((await session.execute(stmt)).scalars())
 
 
+@timed("queries.get_hand_clips_of_video_file")
 async def get_hand_clips_of_video_file(
     session: AsyncSession, video_file_id: uuid.UUID, *, include_deleted: bool = False
 ) -> list[HandClip]:
@@ -419,6 +425,7 @@ async def _newest_first(
     return _page(rows, limit, make)
 
 
+@timed("queries.list_video_files")
 async def list_video_files(
     session: AsyncSession,
     *,
@@ -440,6 +447,7 @@ async def list_video_files(
     )
 
 
+@timed("queries.list_hand_clips")
 async def list_hand_clips(
     session: AsyncSession,
     *,
@@ -461,6 +469,7 @@ async def list_hand_clips(
     )
 
 
+@timed("queries.get_hand_clips_of_player")
 async def get_hand_clips_of_player(
     session: AsyncSession,
     player_id: uuid.UUID,
@@ -488,6 +497,7 @@ async def get_hand_clips_of_player(
     )
 
 
+@timed("queries.get_hand_clips_of_tag")
 async def get_hand_clips_of_tag(
     session: AsyncSession,
     tag_id: uuid.UUID,
@@ -535,6 +545,7 @@ async def _clips_linked(
     )
 
 
+@timed("queries.count_hand_clips_of_tag")
 async def count_hand_clips_of_tag(
     session: AsyncSession, tag_id: uuid.UUID, *, include_deleted: bool = False
 ) -> int:
@@ -736,6 +747,7 @@ _CLIP_SEARCH = {
 }
 
 
+@timed("queries.search_video_files")
 async def search_video_files(
     session: AsyncSession,
     q: str,
@@ -754,6 +766,7 @@ async def search_video_files(
     return [VideoFileHit(*row) for row in rows]
 
 
+@timed("queries.search_hand_clips")
 async def search_hand_clips(
     session: AsyncSession,
     q: str,

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+
+from pokervod_db.errors import ConfigurationError
 
 SCHEMA = "pokervod"
 """The PostgreSQL schema that holds every table of the archive (and Alembic's version table)."""
@@ -151,3 +153,17 @@ class Settings(BaseSettings):
                 yield name, self.masked_url()
             else:
                 yield name, value
+
+
+def load_settings(**values: object) -> Settings:
+    """`Settings` from the environment and ``.env`` (``values`` override them), or one
+    `ConfigurationError` naming the first invalid setting, without echoing its value."""
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        reason = first["msg"].removeprefix("Value error, ")
+        if where not in reason:
+            reason = f"{where}: {reason}"
+        raise ConfigurationError(f"invalid settings: {reason}", reason=reason) from exc
