@@ -4,6 +4,7 @@ server only (a shared server's roles are not ours to change)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -27,14 +28,16 @@ from tests.conftest import TEST_URL_ENV
 
 
 @pytest.fixture
-def role_settings(db_settings: Settings) -> Iterator[dict[str, Settings]]:
+def role_settings(db_settings: Settings, tmp_path: Path) -> Iterator[dict[str, Settings]]:
     """Settings logging in as a member of pokervod_app and of pokervod_readonly."""
     if os.environ.get(TEST_URL_ENV):
         pytest.skip("a shared server: its roles are not ours to change")
-    first = roles.setup_roles(db_settings)
+    first = _cli(db_settings, tmp_path, "roles", "setup", "--json")
+    assert first.returncode == 0, first.stderr
+    created = json.loads(first.stdout)["created"]
+    assert set(created) <= {roles.APP_ROLE, roles.READONLY_ROLE}
     again = roles.setup_roles(db_settings)  # idempotent
     assert again.created == [] and again.made_nologin == []
-    assert set(first.created) <= {roles.APP_ROLE, roles.READONLY_ROLE}
     suffix = uuid.uuid4().hex[:8]
     logins = {"app": f"api_{suffix}", "readonly": f"reader_{suffix}"}
     groups = {"app": roles.APP_ROLE, "readonly": roles.READONLY_ROLE}
@@ -86,6 +89,8 @@ def test_app_role_runs_the_commands_of_the_application(
         assert result.returncode == 0, (command, result.stderr)
     line = _one_failed_line(_cli(app, tmp_path, "downgrade"))
     assert "owner" in line or "permission denied" in line
+    line = _one_failed_line(_cli(app, tmp_path, "roles", "setup"))
+    assert "must run as the owner" in line
 
 
 def test_app_role_follows_events(role_settings: dict[str, Settings], tmp_path: Path) -> None:

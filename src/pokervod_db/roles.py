@@ -50,8 +50,9 @@ class RolesResult:
         return [APP_ROLE, READONLY_ROLE]
 
 
-def _grants(schema: str) -> list[str]:
+def _grants(schema: str, owner: str) -> list[str]:
     s = f'"{schema}"'
+    owner_ = '"' + owner.replace('"', '""') + '"'
     app, ro = APP_ROLE, READONLY_ROLE
     return [
         f"GRANT USAGE ON SCHEMA {s} TO {app}, {ro}",
@@ -61,12 +62,12 @@ def _grants(schema: str) -> list[str]:
         f"GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {ro}",
         f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {ro}",
         # Objects later migrations create (as this owner) get the same rights.
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {s} "
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner_} IN SCHEMA {s} "
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT USAGE, SELECT ON SEQUENCES TO {app}",
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT EXECUTE ON FUNCTIONS TO {app}",
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON TABLES TO {ro}",
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON SEQUENCES TO {ro}",
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner_} IN SCHEMA {s} GRANT USAGE, SELECT ON SEQUENCES TO {app}",
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner_} IN SCHEMA {s} GRANT EXECUTE ON FUNCTIONS TO {app}",
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner_} IN SCHEMA {s} GRANT SELECT ON TABLES TO {ro}",
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner_} IN SCHEMA {s} GRANT SELECT ON SEQUENCES TO {ro}",
     ]
 
 
@@ -94,14 +95,24 @@ def setup_roles(settings: Settings) -> RolesResult:
         except (DBAPIError, OSError) as exc:
             raise unavailable(settings.masked_url(), exc) from exc
         with conn:
-            owner = conn.execute(
-                text("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = :s"),
+            row = conn.execute(
+                text(
+                    "SELECT pg_get_userbyid(nspowner), pg_has_role(nspowner, 'MEMBER'), "
+                    "current_user FROM pg_namespace WHERE nspname = :s"
+                ),
                 {"s": SCHEMA},
-            ).scalar()
-            if owner is None:
+            ).first()
+            if row is None:
                 raise RolesError(
                     f"schema {SCHEMA} does not exist in {settings.masked_url()}; "
                     "run `pokervod-db upgrade` first (as the owner)"
+                )
+            owner, may_grant, user = row
+            if not may_grant:
+                # A non-owner's GRANT only warns "no privileges were granted": refuse instead.
+                raise RolesError(
+                    f"roles setup must run as the owner of schema {SCHEMA} ({owner}), "
+                    f"not as {user}; nothing was changed"
                 )
             result.owner = str(owner)
             conn.rollback()  # end the read's implicit transaction; the work gets its own
@@ -109,7 +120,7 @@ def setup_roles(settings: Settings) -> RolesResult:
                 with conn.begin():
                     for role in (APP_ROLE, READONLY_ROLE):
                         _ensure_role(conn, role, result)
-                    for statement in _grants(SCHEMA):
+                    for statement in _grants(SCHEMA, str(owner)):
                         conn.execute(text(statement))
                     if conn.execute(
                         text("SELECT to_regclass(:t)"), {"t": f"{SCHEMA}.{VERSION_TABLE}"}

@@ -45,7 +45,7 @@ import typer
 
 from pokervod_db.errors import PokervodDBError
 
-from . import backup, inspect, migrations, serve, server
+from . import backup, inspect, migrations, roles, serve, server
 from .render import failed
 
 app = typer.Typer(
@@ -67,6 +67,7 @@ _include(backup.app)
 app.add_typer(backup.backup_app, name="backup")
 _include(inspect.app)
 _include(serve.app)
+app.add_typer(roles.app, name="roles")
 
 
 def main() -> None:
