@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import random
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -46,6 +47,21 @@ def create_engine(settings: Settings, *, application_name: str = APPLICATION_NAM
     """The application's async engine (asyncpg) with the pool sizes and timeouts of `settings`."""
     from pokervod_db.monitoring import install_query_monitor
 
+    connect_args: dict[str, Any] = {
+        "timeout": settings.connect_timeout,
+        "server_settings": {"application_name": application_name, **session_timeouts(settings)},
+    }
+    if settings.pgbouncer:
+        # Transaction pooling: consecutive transactions may run on different server
+        # connections, so nothing may live in the session. No statement caches and unique
+        # names for the prepared statements asyncpg still makes (SQLAlchemy's asyncpg docs);
+        # no startup parameters PgBouncer would refuse; settings per transaction instead.
+        connect_args.update(
+            statement_cache_size=0,
+            prepared_statement_cache_size=0,
+            prepared_statement_name_func=lambda: f"__pokervod_{uuid.uuid4().hex}__",
+            server_settings={"application_name": application_name},
+        )
     engine = create_async_engine_(
         settings.async_url(),
         echo=settings.echo_sql,
@@ -53,17 +69,27 @@ def create_engine(settings: Settings, *, application_name: str = APPLICATION_NAM
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
         pool_pre_ping=settings.pool_pre_ping,
-        connect_args={
-            "timeout": settings.connect_timeout,
-            "server_settings": {
-                "application_name": application_name,
-                **session_timeouts(settings),
-            },
-        },
+        connect_args=connect_args,
     )
     install_query_monitor(engine, settings)
-    install_search_path(engine.sync_engine)
+    if settings.pgbouncer:
+        install_per_transaction_settings(engine.sync_engine, settings)
+    else:
+        install_search_path(engine.sync_engine)
     return engine
+
+
+def install_per_transaction_settings(engine: Engine, settings: Settings) -> None:
+    """Behind PgBouncer: set search_path and the timeouts at the start of every transaction
+    (``set_config(…, true)`` = ``SET LOCAL``), one round trip, gone when the transaction ends."""
+    values = {"search_path": SEARCH_PATH, **session_timeouts(settings)}
+    statement = "SELECT " + ", ".join(
+        f"set_config('{name}', '{value}', true)" for name, value in values.items()
+    )
+
+    @event.listens_for(engine, "begin")
+    def _set_local(conn: Connection) -> None:
+        conn.exec_driver_sql(statement)
 
 
 def session_timeouts(settings: Settings) -> dict[str, str]:
@@ -80,6 +106,7 @@ def create_sync_engine(
 ) -> Engine:
     """A psycopg engine for Alembic and maintenance work (no pool unless asked for)."""
     kwargs: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
+    settings = settings.direct()  # migrations, backups and locks need a real session
     engine = create_sync_engine_(
         settings.sync_url(),
         echo=settings.echo_sql,
