@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks import events_load, ops, reads, writes
+from benchmarks import events_load, ops, reads, soak, writes
 from benchmarks.generate import GENERATOR_VERSION, generate
 from benchmarks.report import markdown
 from benchmarks.scales import SCALES, Scale
@@ -135,6 +135,9 @@ async def run_benchmark(
         await engine.dispose()
     per_writer = 5 if scale.name == "tiny" else events_load.EVENTS_PER_WRITER
     events = await events_load.time_events(settings, per_writer=per_writer, log=log)
+    soaked = await soak.soak(
+        settings, seconds=2.0 if scale.name == "tiny" else soak.SECONDS, log=log
+    )
     log("backup and restore …")
     backup = ops.time_backup_restore(settings, db_name, log=log)
     return {
@@ -158,6 +161,7 @@ async def run_benchmark(
         "migration": migration,
         "backup_restore": backup,
         "events": events,
+        "soak": soaked,
     }
 
 
