@@ -103,6 +103,7 @@ def markdown(r: dict[str, Any]) -> str:
             lines.append(f"| pokervod_db.backup | {pkg.get('skipped')} | – | – | – |")
     else:
         lines.append(f"| backup/restore | {br.get('skipped')} | – | – | – |")
+    lines += physical_rows(r)
     events_section = [] if "events" not in r else events_load.markdown_lines(r["events"])
     if "soak" in r:
         events_section += soak.markdown_lines(r["soak"])
@@ -115,3 +116,28 @@ def markdown(r: dict[str, Any]) -> str:
         *events_section,
     ]
     return "\n".join(lines)
+
+
+def physical_rows(r: dict[str, Any]) -> list[str]:
+    """Rows of the physical backup/restore and the replica lag (benchmarks/physical.py)."""
+    rows: list[str] = []
+    phys = r.get("physical")
+    if phys and "backup_s" in phys:
+        rows += [
+            f"| physical base backup (whole server) + pg_verifybackup | {phys['backup_s']:.1f} s "
+            f"+ {phys['verify_s']:.1f} s | {_mb(phys['backup_bytes'])} | – | – |",
+            f"| physical restore (combine, recover, start, check) | {phys['restore_s']:.1f} s "
+            "| – | – | – |",
+        ]
+    elif phys:
+        rows.append(f"| physical backup/restore | {phys.get('skipped')} | – | – | – |")
+    lag = r.get("replica_lag")
+    if lag and "samples" in lag:
+        worst = "–" if lag["max_lag_s"] is None else f"{lag['max_lag_s']:.2f} s"
+        rows.append(
+            f"| replica replay lag during ingest (max; {lag['samples']} samples) | {worst} "
+            f"| {_mb(lag['max_bytes_behind'] or 0)} behind at most | – | – |"
+        )
+    elif lag:
+        rows.append(f"| replica lag | {lag.get('skipped')} | – | – | – |")
+    return rows

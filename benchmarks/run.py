@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks import events_load, ops, reads, soak, writes
+from benchmarks import events_load, ops, physical, reads, soak, writes
 from benchmarks.generate import GENERATOR_VERSION, generate
 from benchmarks.report import markdown
 from benchmarks.scales import SCALES, Scale
@@ -122,15 +122,19 @@ async def run_benchmark(
     try:
         log(f"read queries ({runs or scale.runs} runs each) …")
         read_results, chosen = await reads.time_reads(factory, runs=runs or scale.runs, log=log)
-        log("ingest …")
-        write_results = await writes.time_writes(
-            engine,
-            factory,
-            fresh_rows=scale.fresh_rows,
-            orm_rows=scale.orm_rows,
-            reupsert=True,
-            log=log,
-        )
+        log("ingest (a standby watches its replay lag) …")
+        probe = physical.LagProbe(settings, log).start()
+        try:
+            write_results = await writes.time_writes(
+                engine,
+                factory,
+                fresh_rows=scale.fresh_rows,
+                orm_rows=scale.orm_rows,
+                reupsert=True,
+                log=log,
+            )
+        finally:
+            replica_lag = probe.finish()
     finally:
         await engine.dispose()
     per_writer = 5 if scale.name == "tiny" else events_load.EVENTS_PER_WRITER
@@ -140,6 +144,8 @@ async def run_benchmark(
     )
     log("backup and restore …")
     backup = ops.time_backup_restore(settings, db_name, log=log)
+    log("physical backup and restore …")
+    physical_results = physical.time_physical(settings, log=log)
     return {
         "scale": scale.name,
         "counts": scale.counts(),
@@ -160,6 +166,8 @@ async def run_benchmark(
         "ingest": write_results,
         "migration": migration,
         "backup_restore": backup,
+        "physical": physical_results,
+        "replica_lag": replica_lag,
         "events": events,
         "soak": soaked,
     }

@@ -46,6 +46,10 @@ async def test_healthy_database_reports_every_check(db_settings: Settings) -> No
         "pool",
         "slow queries",
         "backup",
+        "replicas",
+        "replication slots",
+        "archiver",
+        "indexes",
     ]
     data = json.loads(json.dumps(report.to_dict()))
     assert data["healthy"] is True and data["pool"]["in_use"] == report.pool.in_use

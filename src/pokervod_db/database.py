@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine_
@@ -33,8 +33,11 @@ from pokervod_db.errors import (
     sqlstate,
     translate,
 )
-from pokervod_db.settings import SCHEMA, Settings
+from pokervod_db.settings import SCHEMA, Settings, asyncpg_options, mask_url
 from pokervod_db.softdelete import HIDE_DELETED
+
+if TYPE_CHECKING:
+    from pokervod_db.routing import ReadRouter
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +50,17 @@ def create_engine(settings: Settings, *, application_name: str = APPLICATION_NAM
     """The application's async engine (asyncpg) with the pool sizes and timeouts of `settings`."""
     from pokervod_db.monitoring import install_query_monitor
 
+    options = asyncpg_options(settings.async_url())
     connect_args: dict[str, Any] = {
-        "timeout": settings.connect_timeout,
-        "server_settings": {"application_name": application_name, **session_timeouts(settings)},
+        "timeout": options.timeout or settings.connect_timeout,
+        "server_settings": {
+            "application_name": application_name,
+            **session_timeouts(settings),
+            **options.server_settings,
+        },
     }
+    if options.dsn is not None:
+        connect_args["dsn"] = options.dsn  # explicit host, user, … win over the DSN's
     if settings.pgbouncer:
         # Transaction pooling: consecutive transactions may run on different server
         # connections, so nothing may live in the session. No statement caches and unique
@@ -60,11 +70,12 @@ def create_engine(settings: Settings, *, application_name: str = APPLICATION_NAM
             statement_cache_size=0,
             prepared_statement_cache_size=0,
             prepared_statement_name_func=lambda: f"__pokervod_{uuid.uuid4().hex}__",
-            server_settings={"application_name": application_name},
+            server_settings={"application_name": application_name, **options.server_settings},
         )
     engine = create_async_engine_(
-        settings.async_url(),
+        options.url,
         echo=settings.echo_sql,
+        hide_parameters=True,  # DB_ECHO shows statements, never the values (secrets, PII)
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
@@ -110,6 +121,7 @@ def create_sync_engine(
     engine = create_sync_engine_(
         settings.sync_url(),
         echo=settings.echo_sql,
+        hide_parameters=True,  # DB_ECHO shows statements, never the values (secrets, PII)
         connect_args={
             "connect_timeout": max(1, round(settings.connect_timeout)),
             "application_name": application_name,
@@ -215,7 +227,7 @@ async def check_connection(engine: AsyncEngine, *, wait_s: float = 10.0) -> None
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        raise unavailable(engine.url.render_as_string(hide_password=True), exc) from exc
+        raise unavailable(mask_url(engine.url), exc) from exc
 
 
 async def get_db(
@@ -359,6 +371,7 @@ class Database:
 
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
+    router: ReadRouter | None = None
 
     @classmethod
     def from_settings(
@@ -367,10 +380,16 @@ class Database:
         """The engine (one pool) and its sessions; share it, e.g. ``DatabaseAgent(database=…)``.
 
         Without ``DATABASE_URL`` the embedded server is joined (and started when it is not
-        running), as the CLI and the agent do."""
+        running), as the CLI and the agent do. With ``DATABASE_REPLICA_URLS`` it also routes
+        `read_transaction` (routing.py)."""
         settings = embedded.start(settings)
         engine = create_engine(settings, application_name=application_name)
-        return cls(engine=engine, session_factory=async_session_factory(engine))
+        database = cls(engine=engine, session_factory=async_session_factory(engine))
+        if settings.replica_urls is not None:
+            from pokervod_db.routing import ReadRouter
+
+            database.router = ReadRouter(settings, database.session_factory)
+        return database
 
     async def get_db(self) -> AsyncIterator[AsyncSession]:
         """FastAPI dependency: ``Depends(database.get_db)``."""
@@ -393,7 +412,16 @@ class Database:
             self.session_factory, work, attempts=attempts, isolation_level=isolation_level
         )
 
+    def read_transaction(self) -> Any:
+        """``async with database.read_transaction() as session:`` a read-only transaction on a
+        replica within ``DB_REPLICA_MAX_LAG_S``, on the primary when none is (see routing.py)."""
+        from pokervod_db.routing import read_transaction
+
+        return read_transaction(self.session_factory, self.router)
+
     async def dispose(self) -> None:
+        if self.router is not None:
+            await self.router.dispose()
         await self.engine.dispose()
 
 

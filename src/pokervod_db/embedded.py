@@ -57,6 +57,10 @@ def start(settings: Settings) -> Settings:
         ) from exc
     server = _get_server(data_dir)
     _configure_once(server, data_dir)
+    if settings.backup_wal:
+        from pokervod_db.backup.wal import configure_archiving
+
+        configure_archiving(server, data_dir, settings)
     base = make_url(server.get_uri("postgres"))
     _ensure_database(base, settings.embedded_database)
     return settings.with_url(base.set(database=settings.embedded_database))

@@ -85,6 +85,7 @@ class SQLState:
     CARDINALITY_VIOLATION = "21000"  # ON CONFLICT DO UPDATE hit the same row twice
     DATA_EXCEPTION_CLASS = "22"  # a bad value: out of range, invalid text representation …
     INTEGRITY_VIOLATION_CLASS = "23"  # unique, check, not-null, foreign-key rules
+    READ_ONLY_SQL_TRANSACTION = "25006"  # a write in a READ ONLY transaction or on a standby
     UNIQUE_VIOLATION = "23505"
     INVALID_SCHEMA_NAME = "3F000"
     UNDEFINED_TABLE = "42P01"

@@ -45,7 +45,7 @@ import typer
 
 from pokervod_db.errors import PokervodDBError
 
-from . import backup, inspect, migrations, roles, serve, server
+from . import backup, inspect, migrations, replica, roles, serve, server
 from .render import failed
 
 app = typer.Typer(
@@ -65,6 +65,7 @@ _include(server.app)
 _include(migrations.app)
 _include(backup.app)
 app.add_typer(backup.backup_app, name="backup")
+app.add_typer(replica.app, name="replica")
 _include(inspect.app)
 _include(serve.app)
 app.add_typer(roles.app, name="roles")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -35,6 +37,8 @@ _CREATE_OPTIONS = {
     "tag": "--tag",
     "no_upload": "--no-upload",
     "as_json": "--json",
+    "physical": "--physical",
+    "full": "--full",
 }
 
 
@@ -72,6 +76,17 @@ def backup(
         str | None, typer.Option("--tag", help="A label stored in the manifest.")
     ] = None,
     no_upload: Annotated[bool, typer.Option("--no-upload", help="Do not copy to S3.")] = False,
+    physical: Annotated[
+        bool,
+        typer.Option(
+            "--physical",
+            help="A verified base backup of the whole server (pg_basebackup; for PITR).",
+        ),
+    ] = False,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="With --physical: full, even if one could be incremental."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Back up schema pokervod into BACKUP_DIR (when no subcommand is given)."""
@@ -84,6 +99,9 @@ def backup(
     if jobs > 1 and fmt != "directory":
         raise PokervodDBError("--jobs above 1 needs --format directory")
     settings = load_settings()
+    if physical:
+        _physical_backup(settings, full=full, as_json=as_json)
+        return
     with backup_progress(not as_json) as progress:
         result = with_agent(
             lambda agent: agent.backup_database(
@@ -106,6 +124,23 @@ def backup(
     say(f"sha256 {result.sha256}")
     if result.s3_key:
         say(f"copied to s3://{settings.backup_s3_bucket}/{result.s3_key}")
+
+
+def _physical_backup(settings: Settings, *, full: bool, as_json: bool) -> None:
+    from pokervod_db.backup.physical import create_physical_backup
+
+    result = create_physical_backup(settings, full=full)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    parent = f" on top of {result.parent}" if result.parent else ""
+    say(
+        f"{result.kind} base backup written: {result.path}{parent} "
+        f"({human_bytes(result.size_bytes)}, {result.duration_s:.1f} s, start {result.start_lsn} "
+        f"at {result.start_time:%Y-%m-%d %H:%M:%S} UTC), verified by pg_verifybackup"
+    )
+    if result.note:
+        say(result.note)
 
 
 @backup_app.command("verify")
@@ -144,15 +179,38 @@ def backup_list(
             for name in names:
                 say(name)
         return
+    from pokervod_db.backup.physical import list_physical, recoverable_window
+
     backups = list_backups(settings)
+    physical = list(reversed(list_physical(settings)))
+    window = recoverable_window(settings)
     if as_json:
         print_json(
-            {"backup_dir": str(settings.backup_dir), "backups": [b.to_dict() for b in backups]}
+            {
+                "backup_dir": str(settings.backup_dir),
+                "backups": [b.to_dict() for b in backups],
+                "physical": [b.to_dict() for b in physical],
+                "recoverable_window": window.to_dict(),
+            }
         )
-    elif not backups:
+        return
+    if not backups and not physical:
         say(f"no backups in {settings.backup_dir}")
-    else:
+    elif backups:
         print_backup_list(backups)
+    for b in physical:
+        verified = "verified" if b.verified else "NOT VERIFIED"
+        say(
+            f"physical {b.name}: {b.kind}, {human_bytes(b.size_bytes)}, start {b.start_lsn}, "
+            f"{verified}"
+        )
+    if window.earliest is not None:
+        latest = f"{window.latest:%Y-%m-%d %H:%M:%S}" if window.latest else "?"
+        say(
+            f"recoverable (restore --physical --to-time): {window.earliest:%Y-%m-%d %H:%M:%S} "
+            f"to {latest} UTC, plus what the server has not archived yet "
+            f"({window.wal_segments} WAL segments, {human_bytes(window.wal_bytes)})"
+        )
 
 
 @backup_app.command("prune")
@@ -166,10 +224,18 @@ def backup_prune(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only show what would be deleted.")
     ] = False,
+    keep_full: Annotated[
+        int,
+        typer.Option(
+            "--keep-full", help="Physical: newest N full base backups (with their incrementals)."
+        ),
+    ] = 2,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete old backups; the newest verified backup is always kept."""
+    """Delete old backups; the newest verified backup is always kept, and archived WAL only
+    when no kept base backup needs it."""
     from pokervod_db.backup import prune_backups
+    from pokervod_db.backup.physical import list_physical, prune_physical
 
     if keep_daily < 0 or keep_weekly < 0:
         raise PokervodDBError("--keep-daily and --keep-weekly cannot be negative")
@@ -178,16 +244,31 @@ def backup_prune(
             "--keep-daily 0 and --keep-weekly 0 would delete every backup but the newest "
             "verified one; keep at least one day or week"
         )
+    settings = load_settings()
     result = prune_backups(
-        load_settings(), keep_daily=keep_daily, keep_weekly=keep_weekly, dry_run=dry_run
+        settings, keep_daily=keep_daily, keep_weekly=keep_weekly, dry_run=dry_run
+    )
+    physical = (
+        prune_physical(settings, keep_full=keep_full, dry_run=dry_run)
+        if list_physical(settings)
+        else None
     )
     if as_json:
-        print_json(result.to_dict())
+        data = result.to_dict()
+        data["physical"] = physical.to_dict() if physical else None
+        print_json(data)
         return
     verb = "would delete" if dry_run else "deleted"
     for b in result.deleted:
         say(f"{verb} {b.name}")
     say(f"{verb} {len(result.deleted)}, kept {len(result.kept)}")
+    if physical is not None:
+        for name in physical.deleted:
+            say(f"{verb} physical {name}")
+        say(
+            f"physical: {verb} {len(physical.deleted)}, kept {len(physical.kept)}; "
+            f"{verb} {physical.wal_deleted} WAL segments before {physical.oldest_needed_wal}"
+        )
 
 
 @backup_app.command("fetch")
@@ -226,18 +307,44 @@ def _confirm_restore(settings: Settings, check: ArchiveCheck) -> None:
 
 @app.command()
 def restore(
-    file: ArchiveArgument,
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The backup archive; with --physical, a base backup name (default: newest).",
+            show_default=False,
+        ),
+    ] = None,
     yes: YesOption = False,
     no_safety_backup: Annotated[
         bool,
         typer.Option("--no-safety-backup", help="Skip the backup of the current data taken first."),
     ] = False,
+    physical: Annotated[
+        bool,
+        typer.Option(
+            "--physical", help="Rebuild the embedded server from base backups and archived WAL."
+        ),
+    ] = False,
+    to_time: Annotated[
+        str | None,
+        typer.Option(
+            "--to-time", help="With --physical: recover up to this time (ISO 8601; UTC if no zone)."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Replace schema pokervod with FILE's content, atomically (all old or all new data)."""
+    """Replace schema pokervod with FILE's content, atomically (all old or all new data); with
+    --physical, recover the whole embedded server to a point in time."""
     from pokervod_db.backup import check_archive
 
     settings = load_settings()
+    if physical:
+        _physical_restore(settings, file, to_time=to_time, yes=yes, as_json=as_json)
+        return
+    if to_time is not None:
+        raise PokervodDBError("--to-time needs --physical (an archive restores as it was taken)")
+    if file is None:
+        raise PokervodDBError("restore needs FILE, the backup archive (or --physical)")
     check = check_archive(settings, file)  # refuse a bad file before asking anything
     if not yes:
         _confirm_restore(settings, check)
@@ -268,3 +375,50 @@ def restore(
             f"the restored revision {result.revision} is older than head "
             f"{result.head_revision}: run `pokervod-db upgrade`"
         )
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise PokervodDBError(
+            f"--to-time {text!r} is not a time; use ISO 8601, e.g. 2026-11-29T07:30:00Z"
+        ) from exc
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _physical_restore(
+    settings: Settings, backup: Path | None, *, to_time: str | None, yes: bool, as_json: bool
+) -> None:
+    from pokervod_db.backup.physical import EXTERNAL_STEPS, restore_physical
+
+    target = _parse_time(to_time) if to_time is not None else None
+    if not settings.uses_embedded:
+        say(EXTERNAL_STEPS)
+        raise PokervodDBError(
+            f"restore --physical rebuilds only the embedded server, not {settings.masked_url()}; "
+            "follow the steps above on that server"
+        )
+    if not yes:
+        if not sys.stdin.isatty():
+            raise PokervodDBError(
+                "restore --physical stops the server and replaces its data directory; there is "
+                "no terminal to ask for confirmation, so pass --yes"
+            )
+        until = target.isoformat() if target else "the end of the WAL archive"
+        typer.confirm(
+            f"Stop the embedded server in {settings.embedded_data_dir}, move its data aside and "
+            f"recover up to {until}?",
+            abort=True,
+        )
+    result = restore_physical(settings, backup=backup, to_time=target)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    until = result.to_time.isoformat() if result.to_time else "the end of the archive"
+    say(
+        f"restored {' + '.join(result.chain)} up to {until}: {result.checked}, timeline "
+        f"{result.timeline} ({result.duration_s:.1f} s)"
+    )
+    if result.old_data_dir is not None:
+        say(f"the old data directory is in {result.old_data_dir}; remove it once satisfied")
