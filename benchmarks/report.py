@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import events_load
+from benchmarks import events_load, soak
 
 
 def _mark(met: bool | None) -> str:
@@ -105,6 +105,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| backup/restore | {br.get('skipped')} | – | – | – |")
     lines += physical_rows(r)
     events_section = [] if "events" not in r else events_load.markdown_lines(r["events"])
+    if "soak" in r:
+        events_section += soak.markdown_lines(r["soak"])
     lines += [
         f"| database size | – | {r['database_size']} | – | – |",
         "",

@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks import events_load, ops, physical, reads, writes
+from benchmarks import events_load, ops, physical, reads, soak, writes
 from benchmarks.generate import GENERATOR_VERSION, generate
 from benchmarks.report import markdown
 from benchmarks.scales import SCALES, Scale
@@ -114,7 +114,9 @@ async def run_benchmark(
     log("migration (empty → head, whole process) …")
     migration = ops.time_migration(settings, db_name)
     facts = ops.server_facts(settings)
-    app_settings = settings.model_copy(update={"slow_query_ms": 60_000.0})
+    app_settings = settings.model_copy(
+        update={"slow_query_ms": 60_000.0, "statement_timeout_ms": 0}
+    )
     engine = create_engine(app_settings, application_name="pokervod-bench")
     factory = async_session_factory(engine)
     try:
@@ -137,6 +139,9 @@ async def run_benchmark(
         await engine.dispose()
     per_writer = 5 if scale.name == "tiny" else events_load.EVENTS_PER_WRITER
     events = await events_load.time_events(settings, per_writer=per_writer, log=log)
+    soaked = await soak.soak(
+        settings, seconds=2.0 if scale.name == "tiny" else soak.SECONDS, log=log
+    )
     log("backup and restore …")
     backup = ops.time_backup_restore(settings, db_name, log=log)
     log("physical backup and restore …")
@@ -164,6 +169,7 @@ async def run_benchmark(
         "physical": physical_results,
         "replica_lag": replica_lag,
         "events": events,
+        "soak": soaked,
     }
 
 

@@ -244,7 +244,7 @@ async def listen(  # noqa: C901 (replay, wait, reconnect in one loop; reliabilit
     ``on_connected(last_id)`` is called after each (re)connection's first read: from then on,
     every committed event will be delivered.
     """
-    settings = await asyncio.to_thread(embedded.start, settings)
+    settings = (await asyncio.to_thread(embedded.start, settings)).direct()  # LISTEN: a session
     cursor = _Cursor(last_seen=since_id, types=sorted({str(t) for t in types}) if types else None)
     retryable = _retryable()
     connected_once = False  # a connection succeeded: later failures are retried
@@ -330,7 +330,7 @@ async def read_events(
     Waits at most ``wait_s`` for event writers that were running at the call to finish; what is
     final by then is returned (the rest comes with the next call from the last returned id).
     """
-    settings = await asyncio.to_thread(embedded.start, settings)
+    settings = (await asyncio.to_thread(embedded.start, settings)).direct()  # LISTEN: a session
     cursor = _Cursor(last_seen=since_id, types=sorted({str(t) for t in types}) if types else None)
     try:
         conn = await _connect(settings, "pokervod-db events")
