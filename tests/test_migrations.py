@@ -217,6 +217,16 @@ def test_no_drift_right_after_upgrade_head(db_settings):
             "column pokervod.video_files.resolution: type is VARCHAR(40) in the database, "
             "VARCHAR(20) in the models",
         ),
+        (
+            "ALTER TABLE pokervod.nas_files RESET (fillfactor)",
+            "table pokervod.nas_files: storage parameter fillfactor is unset in the database, "
+            "90 in the models",
+        ),
+        (
+            "ALTER TABLE pokervod.tags SET (fillfactor = 70)",
+            "table pokervod.tags: storage parameter fillfactor is 70 in the database, "
+            "unset in the models",
+        ),
     ],
 )
 def test_hand_made_change_is_reported_as_one_readable_line(db_settings, change, expected):

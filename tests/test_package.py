@@ -16,11 +16,14 @@ PACKAGE = Path(pokervod_db.__file__).parent
 LAYERS: dict[str, int] = {
     "errors": 0,
     "settings": 0,
+    "instrumentation": 0,
     "models": 1,
     "embedded": 1,
     "monitoring": 1,
     "locking": 1,
+    "softdelete": 2,
     "database": 2,
+    "routing": 2,
     "migrate": 2,
     "migrations": 2,
     "catalog": 3,
@@ -31,8 +34,11 @@ LAYERS: dict[str, int] = {
     "health": 3,
     "stats": 3,
     "backup": 3,
+    "replicas": 3,
     "agent": 4,
     "cli": 5,
+    "web": 5,
+    "testing": 5,
 }
 
 
@@ -71,6 +77,13 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
+# Upward imports that are deliberate, each inside the one function that needs it.
+DELIBERATE = {
+    # BACKUP_WAL=true: starting the embedded server turns on its WAL archiving.
+    ("embedded.py", "pokervod_db.backup.wal"),
+}
+
+
 def test_imports_follow_the_layers() -> None:
     wrong = []
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -80,6 +93,8 @@ def test_imports_follow_the_layers() -> None:
         assert area in LAYERS, f"{area} has no layer: add it to LAYERS"
         for imported in _imports(path):
             target = _area(imported)
+            if (str(path.relative_to(PACKAGE)), imported) in DELIBERATE:
+                continue
             if target != area and LAYERS[target] > LAYERS[area]:
                 wrong.append(f"{path.relative_to(PACKAGE)} imports {imported}")
     assert wrong == []

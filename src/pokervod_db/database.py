@@ -14,15 +14,17 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, context
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine_
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as create_async_engine_
 from sqlalchemy.pool import NullPool
 
+from pokervod_db import embedded
 from pokervod_db.errors import DatabaseUnavailableError, translate
-from pokervod_db.settings import Settings
+from pokervod_db.settings import SCHEMA, Settings, asyncpg_options, mask_url
+from pokervod_db.softdelete import HIDE_DELETED
 
 if TYPE_CHECKING:
     from pokervod_db.routing import ReadRouter
@@ -36,19 +38,25 @@ def create_engine(settings: Settings, *, application_name: str = APPLICATION_NAM
     """The application's async engine (asyncpg) with the pool sizes and timeouts of `settings`."""
     from pokervod_db.monitoring import install_query_monitor
 
+    options = asyncpg_options(settings.async_url())
+    connect_args: dict[str, Any] = {
+        "timeout": options.timeout or settings.connect_timeout,
+        "server_settings": {"application_name": application_name, **options.server_settings},
+    }
+    if options.dsn is not None:
+        connect_args["dsn"] = options.dsn  # explicit host, user, … win over the DSN's
     engine = create_async_engine_(
-        settings.async_url(),
+        options.url,
         echo=settings.echo_sql,
+        hide_parameters=True,  # DB_ECHO shows statements, never the values (secrets, PII)
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
         pool_pre_ping=settings.pool_pre_ping,
-        connect_args={
-            "timeout": settings.connect_timeout,
-            "server_settings": {"application_name": application_name},
-        },
+        connect_args=connect_args,
     )
     install_query_monitor(engine, settings)
+    install_search_path(engine.sync_engine)
     return engine
 
 
@@ -57,20 +65,57 @@ def create_sync_engine(
 ) -> Engine:
     """A psycopg engine for Alembic and maintenance work (no pool unless asked for)."""
     kwargs: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
-    return create_sync_engine_(
+    engine = create_sync_engine_(
         settings.sync_url(),
         echo=settings.echo_sql,
+        hide_parameters=True,  # DB_ECHO shows statements, never the values (secrets, PII)
         connect_args={
             "connect_timeout": max(1, round(settings.connect_timeout)),
             "application_name": application_name,
         },
         **kwargs,
     )
+    install_search_path(engine)
+    return engine
 
 
-def async_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions whose objects stay readable after commit (``expire_on_commit=False``)."""
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+SEARCH_PATH = f"{SCHEMA}, public"
+"""The search_path of every connection the package opens (PRD 2.2), so raw SQL with bare table
+names (``SELECT count(*) FROM projects``) finds the archive's tables."""
+
+
+def install_search_path(engine: Engine) -> None:
+    """Set `SEARCH_PATH` on each new connection of ``engine`` (asyncpg or psycopg).
+
+    A ``SET`` on connect rather than a startup parameter: PgBouncer refuses startup parameters
+    it does not know. It runs in autocommit, else the pool's reset would roll it back with the
+    implicit transaction it ran in. It runs after the dialect's first-connect initialisation
+    (no ``insert=True``), so SQLAlchemy's default schema stays ``public`` and reflection (the
+    drift check, autogenerate) keeps naming our tables ``pokervod.*`` as the models do.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _set_search_path(dbapi_connection: Any, _record: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"SET search_path TO {SEARCH_PATH}")
+        finally:
+            cursor.close()
+            dbapi_connection.autocommit = autocommit
+
+
+def async_session_factory(
+    engine: AsyncEngine, *, hide_deleted: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose objects stay readable after commit (``expire_on_commit=False``).
+
+    ``hide_deleted``: ORM loads of these sessions leave soft-deleted rows out (softdelete.py).
+    """
+    return async_sessionmaker(
+        engine, class_=AsyncSession, expire_on_commit=False, info={HIDE_DELETED: hide_deleted}
+    )
 
 
 def unavailable(url: str, exc: BaseException) -> DatabaseUnavailableError:
@@ -129,7 +174,7 @@ async def check_connection(engine: AsyncEngine, *, wait_s: float = 10.0) -> None
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        raise unavailable(engine.url.render_as_string(hide_password=True), exc) from exc
+        raise unavailable(mask_url(engine.url), exc) from exc
 
 
 async def get_db(
@@ -171,7 +216,11 @@ class Database:
         cls, settings: Settings, *, application_name: str = APPLICATION_NAME
     ) -> Database:
         """The engine (one pool) and its sessions; share it, e.g. ``DatabaseAgent(database=…)``.
-        With ``DATABASE_REPLICA_URLS`` it also routes `read_transaction` (routing.py)."""
+
+        Without ``DATABASE_URL`` the embedded server is joined (and started when it is not
+        running), as the CLI and the agent do. With ``DATABASE_REPLICA_URLS`` it also routes
+        `read_transaction` (routing.py)."""
+        settings = embedded.start(settings)
         engine = create_engine(settings, application_name=application_name)
         database = cls(engine=engine, session_factory=async_session_factory(engine))
         if settings.replica_urls is not None:

@@ -6,7 +6,11 @@ factories in `database.py`, so tests and the CLI never fight over one shared obj
 
 from __future__ import annotations
 
+import re
+import shlex
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,7 +33,87 @@ def mask_url(url: str | URL) -> str:
         parsed = url if isinstance(url, URL) else make_url(url)
     except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
         return "<unparseable database URL>"
-    return parsed.render_as_string(hide_password=True)
+    secret = {k: "***" for k in parsed.query if k.lower() in _SECRET_QUERY_KEYS}
+    if secret:  # ?password=… is as secret as the user part (libpq accepts both)
+        parsed = parsed.update_query_dict(secret)
+    return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
+
+
+_SECRET_QUERY_KEYS = {"password", "sslpassword"}
+
+# libpq connection options users put in URLs. psycopg, pg_dump and pg_restore read them natively
+# (libpq); asyncpg gets them translated by `asyncpg_options`, the one place that knows how.
+_ASYNCPG_DSN_OPTIONS = {
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslcrl",
+    "sslnegotiation",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "target_session_attrs",
+    "passfile",
+    "krbsrvname",
+    "gsslib",
+}
+_OPTIONS_SETTING = re.compile(r"^(?:-c|--)?(?P<name>[A-Za-z_][A-Za-z0-9_.]*)=(?P<value>.*)$")
+
+
+@dataclass(frozen=True)
+class AsyncpgOptions:
+    """The libpq options of a URL as asyncpg takes them."""
+
+    url: URL  # the URL without the options below
+    dsn: str | None  # "postgresql://?sslmode=…": asyncpg reads its TLS options from a DSN
+    timeout: float | None
+    server_settings: dict[str, str]
+
+
+def asyncpg_options(url: URL) -> AsyncpgOptions:
+    """Split the libpq options out of ``url`` for asyncpg, or refuse one in a clear line.
+
+    asyncpg would pass ``sslmode`` and friends to ``connect()`` as unknown keywords (TypeError)
+    and send ``connect_timeout`` or ``options`` to the server as settings it does not know.
+    """
+    dsn: dict[str, str] = {}
+    server_settings: dict[str, str] = {}
+    timeout: float | None = None
+    rest: dict[str, str | tuple[str, ...]] = {}
+    for key, value in url.query.items():
+        single = value if isinstance(value, str) else (value[-1] if value else "")
+        if key in _ASYNCPG_DSN_OPTIONS:
+            dsn[key] = single
+        elif key == "connect_timeout":
+            try:
+                timeout = float(single)
+            except ValueError:
+                raise ValueError(
+                    f"DATABASE_URL option connect_timeout={single!r} is not a number of seconds"
+                ) from None
+        elif key == "application_name":
+            server_settings["application_name"] = single
+        elif key == "options":
+            for word in shlex.split(single):
+                if word == "-c":
+                    continue
+                match = _OPTIONS_SETTING.match(word)
+                if match is None:
+                    raise ValueError(
+                        f"DATABASE_URL option options={single!r} is not understood: only "
+                        "'-c name=value' settings are supported"
+                    )
+                server_settings[match["name"]] = match["value"]
+        else:
+            rest[key] = value
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in sorted(dsn.items()))
+    return AsyncpgOptions(
+        url=url.set(query=rest),
+        dsn=f"postgresql://?{query}" if dsn else None,
+        timeout=timeout,
+        server_settings=server_settings,
+    )
 
 
 def _parse(raw: str) -> URL:
@@ -158,7 +242,16 @@ class Settings(BaseSettings):
 
         It contains the password: pass it only to child processes, never print it.
         """
-        return self.url().set(drivername="postgresql").render_as_string(hide_password=False)
+        url = self.url().set(drivername="postgresql")
+        base = url.set(query={}).render_as_string(hide_password=False)
+        # libpq percent-decodes query values but reads "+" literally, and SQLAlchemy renders a
+        # space as "+": spell the query out ourselves ("options=-c%20statement_timeout%3D…").
+        pairs = [
+            f"{quote(key, safe='')}={quote(value, safe='')}"
+            for key, values in url.query.items()
+            for value in ((values,) if isinstance(values, str) else values)
+        ]
+        return base + ("?" + "&".join(pairs) if pairs else "")
 
     def masked_url(self) -> str:
         """The URL with its password hidden, for logs and messages."""

@@ -182,6 +182,11 @@ def create_backup(
         raise BackupError(f"jobs must be at least 1, not {jobs}")
     if jobs > 1 and fmt != "directory":
         raise BackupError("parallel jobs need the directory format")
+    if upload:
+        from pokervod_db.backup import storage
+
+        if storage.configured(settings):
+            storage.require_boto3()  # before the dump: no archive made only to fail its upload
     settings = embedded.start(settings)
     tools = find_tools(settings)
     target = ensure_backup_dir(backup_dir or settings.backup_dir)
@@ -337,11 +342,16 @@ def backup_locked(
             tag=tag,
         )
         final = _place(tmp, backup_dir, started_at, kind, manifest, t0)
-    except BaseException:
+    except BaseException as exc:
         stop(dump)
         if conn.in_transaction():
             conn.rollback()
         remove_archive(tmp)
+        if isinstance(exc, OSError):  # a full disk, a quota, a file size limit …
+            raise BackupError(
+                f"writing the backup into {backup_dir} failed: {exc.strerror or exc}; "
+                "nothing was kept (free some space and run it again)"
+            ) from exc
         raise
     manifest = Manifest.model_validate(manifest_dict(manifest) | {"archive": final.name})
     return BackupResult(

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from pokervod_db.models.base import Base, TimestampMixin, uuid_pk
+from pokervod_db.models.base import STORAGE_PARAMETERS, Base, TimestampMixin, uuid_pk
 from pokervod_db.models.values import HandGrade, TagCategory, VersionType, in_list
 
 if TYPE_CHECKING:
@@ -85,7 +85,9 @@ class VideoFile(TimestampMixin, Base):
         # deleted_at is carried so the live filter needs no heap access (index-only scans).
         Index("ix_video_files_created_at", "created_at", "id", postgresql_include=["deleted_at"]),
         # Room for in-place (HOT) updates by rescans, as on nas_files (004_query_indexes).
-        {"postgresql_with": {"fillfactor": 90}},
+        # Set by that migration; here only as `info` so SQLAlchemy 2.0 (no Table-level
+        # postgresql_with) imports the models and the drift check still compares it.
+        {"info": {STORAGE_PARAMETERS: {"fillfactor": "90"}}},
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
