@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import events_load
+from benchmarks import events_load, soak
 
 
 def _mark(met: bool | None) -> str:
@@ -113,6 +113,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines += physical_rows(r)
     events = r.get("events") or {}
     events_section = events_load.markdown_lines(events) if "runs" in events else []
+    if "operations" in (r.get("soak") or {}):
+        events_section += soak.markdown_lines(r["soak"])
     lines += [
         f"| database size | – | {r['database_size']} | – | – |",
         "",

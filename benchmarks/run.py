@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks import bare, events_load, ops, physical, reads, throughput, writes
+from benchmarks import bare, events_load, ops, physical, reads, soak, throughput, writes
 from benchmarks.generate import GENERATOR_VERSION, generate
 from benchmarks.report import markdown
 from benchmarks.scales import SCALES, Scale
@@ -121,7 +121,9 @@ async def run_benchmark(
         log("migration (empty → head, whole process) …")
         migration = ops.time_migration(settings, db_name)
     facts = ops.server_facts(settings)
-    app_settings = settings.model_copy(update={"slow_query_ms": 60_000.0})
+    app_settings = settings.model_copy(
+        update={"slow_query_ms": 60_000.0, "statement_timeout_ms": 0}
+    )
     engine = create_engine(app_settings, application_name="pokervod-bench")
     factory = async_session_factory(engine)
     read_results: dict[str, Any] = {}
@@ -167,9 +169,13 @@ async def run_benchmark(
     finally:
         await engine.dispose()
     events: dict[str, Any] = skipped
+    soaked: dict[str, Any] = skipped
     if "events" in sections:
         per_writer = 5 if scale.name == "tiny" else events_load.EVENTS_PER_WRITER
         events = await events_load.time_events(settings, per_writer=per_writer, log=log)
+        soaked = await soak.soak(
+            settings, seconds=2.0 if scale.name == "tiny" else soak.SECONDS, log=log
+        )
     backup: dict[str, Any] = skipped
     physical_results: dict[str, Any] = skipped
     if "backup" in sections:
@@ -200,6 +206,7 @@ async def run_benchmark(
         "physical": physical_results,
         "replica_lag": replica_lag,
         "events": events,
+        "soak": soaked,
         "request_path": request_path,
         "throughput": concurrent,
     }

@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from benchmarks.run import run_benchmark, save
 from benchmarks.scales import SCALES
 
 from pokervod_db.settings import Settings
+
+pytestmark = pytest.mark.slow
 
 
 async def test_tiny_benchmark_runs_end_to_end_and_saves_its_report(
@@ -61,7 +64,11 @@ async def test_tiny_benchmark_runs_end_to_end_and_saves_its_report(
     table = md_path.read_text()
     assert "| catalog_tree |" in table and "upsert_nas_files, fresh rows" in table
     assert "bare asyncpg reads/s" in table
-    assert "## Events" in table
+    assert "## Events" in table and "## Soak" in table
+    soaked = results["soak"]
+    assert soaked["errors"] == 0 and soaked["operations"] > 0, soaked
+    assert soaked["connections_left_after_dispose"] == 0
+    assert 0 < soaked["connections_peak"] <= soaked["pool_limit"]
 
     # A second run reuses the generated archive.
     again = await run_benchmark(empty_db_settings, SCALES["tiny"], runs=1, log=lines.append)

@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "stats": 3,
     "backup": 3,
     "replicas": 3,
+    "roles": 3,
     "agent": 4,
     "cli": 5,
     "web": 5,

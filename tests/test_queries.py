@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from benchmarks.generate import generate
 from benchmarks.scales import Scale
@@ -174,7 +174,7 @@ async def test_hand_clips_of_video_file_come_with_live_tags_and_players(
 async def _clips_with_ties(session: AsyncSession, n: int = 7) -> tuple[Any, Any, list[HandClip]]:
     """n tagged clips of one player; several share created_at (as a bulk load makes them)."""
     tag, player = TagFactory(), PlayerFactory()
-    clips = []
+    clips: list[HandClip] = []
     for i in range(n):
         created = NOW - timedelta(hours=i // 3)  # groups of three with the same timestamp
         clips.append(HandClipFactory(created_at=created, tags=[tag], players=[player]))
@@ -216,7 +216,7 @@ async def test_keyset_pages_are_newest_first_and_stable_under_ties(
 
     # Python sorts uuids by bytes as PostgreSQL does, so the order can be compared exactly.
     assert await _all_pages(call) == [c.id for c in expected]
-    offsets = []
+    offsets: list[Any] = []
     for offset in (0, 3, 6):
         offsets.extend(item.id for item in (await call(limit=3, offset=offset)).items)
     assert offsets == [c.id for c in expected]

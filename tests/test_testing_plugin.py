@@ -148,3 +148,9 @@ async def test_pokervod_session_fixture_binds_factories_to_a_private_database(po
     VideoFileFactory.create()
     await pokervod_session.commit()
     assert await pokervod_session.scalar(select(func.count()).select_from(Project)) == 1
+
+
+def test_database_name_fixture_names_the_database_of_the_settings(
+    pokervod_settings, pokervod_database_name
+):
+    assert pokervod_settings.url().database == pokervod_database_name

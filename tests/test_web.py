@@ -73,7 +73,7 @@ def _value(family: Any, suffix: str = "", **labels: str) -> float:
 
 
 async def test_livez_answers_without_any_database() -> None:
-    dead = Settings(_env_file=None).with_url("postgresql://u@127.0.0.1:1/none")  # type: ignore[call-arg]
+    dead = Settings(_env_file=None).with_url("postgresql://u@127.0.0.1:1/none")
     async with serving(dead) as client:
         response = await client.get("/livez")
     assert response.status_code == 200 and response.json() == {"alive": True}
@@ -98,7 +98,7 @@ async def test_readyz_is_503_naming_migrations_on_an_unmigrated_database(
 
 
 async def test_readyz_is_503_within_the_bound_when_nothing_listens() -> None:
-    dead = Settings(_env_file=None, DB_CONNECT_TIMEOUT=1).with_url(  # type: ignore[call-arg]
+    dead = Settings(_env_file=None, DB_CONNECT_TIMEOUT=1).with_url(
         "postgresql://u@127.0.0.1:1/none"
     )
     async with serving(dead) as client:
@@ -116,7 +116,7 @@ async def test_readyz_is_503_within_the_bound_when_the_server_never_answers() ->
     silent.bind(("127.0.0.1", 0))
     silent.listen(64)
     port = silent.getsockname()[1]
-    dead = Settings(_env_file=None, DB_CONNECT_TIMEOUT=1).with_url(  # type: ignore[call-arg]
+    dead = Settings(_env_file=None, DB_CONNECT_TIMEOUT=1).with_url(
         f"postgresql://u@127.0.0.1:{port}/none"
     )
     try:
@@ -337,9 +337,7 @@ def test_replica_lag_is_read_from_the_health_reports_replicas_list() -> None:
 @pytest.mark.slow
 def test_readyz_turns_503_when_the_server_stops_and_200_when_it_returns() -> None:
     base = Path(tempfile.mkdtemp(prefix="pokervod-serve-pg-"))
-    configured = Settings(  # type: ignore[call-arg]
-        _env_file=None, EMBEDDED_DATA_DIR=base / "pgdata", DB_CONNECT_TIMEOUT=2
-    )
+    configured = Settings(_env_file=None, EMBEDDED_DATA_DIR=base / "pgdata", DB_CONNECT_TIMEOUT=2)
     bound = configured.connect_timeout + 2
     try:
         settings = embedded.start(configured)

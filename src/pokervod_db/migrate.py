@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,8 @@ def alembic_config(settings: Settings | None = None, *, stdout: Any = None) -> C
     opts = argparse.Namespace(quiet=True, x=None)
     cfg = Config(stdout=stdout, cmd_opts=opts) if stdout is not None else Config(cmd_opts=opts)
     cfg.set_main_option("script_location", SCRIPT_LOCATION)
-    cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    # Revision ids carry their slug (005_<slug>, see next_revision_id): the file is the id.
+    cfg.set_main_option("file_template", "%%(rev)s")
     if settings is not None:
         cfg.attributes["settings"] = settings
     return cfg
@@ -204,12 +206,14 @@ def downgrade(settings: Settings, revision: str = "-1") -> MigrationOutcome:
 
 
 def new_revision(settings: Settings, message: str, *, autogenerate: bool = False) -> Path:
-    """Write a new migration script (compared with the database when ``autogenerate``)."""
+    """Write a new migration script (compared with the database when ``autogenerate``),
+    numbered like the others: ``005_<slug>``."""
     if autogenerate:
         settings = embedded.start(settings)
+    rev_id = next_revision_id(message)
     try:
         script = command.revision(
-            alembic_config(settings), message=message, autogenerate=autogenerate
+            alembic_config(settings), message=message, autogenerate=autogenerate, rev_id=rev_id
         )
     except CommandError as exc:
         raise MigrationError(f"cannot create the revision: {exc}") from exc
@@ -218,6 +222,71 @@ def new_revision(settings: Settings, message: str, *, autogenerate: bool = False
     if script is None or isinstance(script, list):
         raise MigrationError("alembic created no single revision")
     return Path(script.path)
+
+
+VERSION_NUM_MAX = 32
+"""Length of ``alembic_version.version_num`` (Alembic's varchar(32)): a longer id cannot be stored."""
+
+
+def next_revision_id(message: str) -> str:
+    """``NNN_<slug>``: the next free number after the highest numbered revision, and the
+    message in lower case with ``_`` for anything else, cut to fit ``version_num``."""
+    slug = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")
+    if not slug:
+        raise MigrationError(
+            f"the revision message {message!r} has no letters or digits; say what it does"
+        )
+    numbers = [
+        int(m.group(1))
+        for rev in script_directory().walk_revisions()
+        if (m := re.match(r"(\d+)_", rev.revision))
+    ]
+    prefix = f"{max(numbers, default=0) + 1:03d}_"
+    return prefix + slug[: VERSION_NUM_MAX - len(prefix)].rstrip("_")
+
+
+@dataclass
+class StampOutcome:
+    """What a stamp did: the version table now says ``to_revision``; no script ran."""
+
+    from_revision: str | None
+    to_revision: str | None
+
+
+def stamp(settings: Settings, revision: str) -> StampOutcome:
+    """Record ``revision`` as the database's revision without running any script (under the
+    maintenance lock), for a database whose schema was made or repaired by hand."""
+    settings = embedded.start(settings)
+    report = _run_command(command.stamp, settings, revision)
+    with maintenance_connection(settings) as conn:
+        now = current_on(conn)
+    return StampOutcome(report.from_revision, now)
+
+
+@dataclass
+class MergeOutcome:
+    """The merge revision written: its id, file and the heads it joins."""
+
+    revision: str
+    path: Path
+    merged: list[str]
+
+
+def merge(settings: Settings, message: str, revisions: list[str] | None = None) -> MergeOutcome:
+    """Write a revision that joins ``revisions`` (default: all heads) into one head."""
+    targets = revisions or ["heads"]
+    if targets == ["heads"] and len(script_directory().get_heads()) < 2:
+        raise MigrationError("there is a single head; nothing to merge")
+    rev_id = next_revision_id(message)
+    try:
+        script = command.merge(alembic_config(settings), targets, message=message, rev_id=rev_id)
+    except CommandError as exc:
+        raise MigrationError(f"cannot merge {' '.join(targets)}: {exc}") from exc
+    if script is None:
+        raise MigrationError("alembic wrote no merge revision")
+    down = script.down_revision
+    merged = list(down) if isinstance(down, tuple | list) else [str(down)]
+    return MergeOutcome(script.revision, Path(script.path), merged)
 
 
 def drift(settings: Settings) -> list[str]:
@@ -292,7 +361,7 @@ def _trigger_drift(conn: Connection) -> list[str]:
     ]
 
 
-def describe_diff(diff: Any) -> str:
+def describe_diff(diff: Any) -> str:  # noqa: C901 (one branch per kind of Alembic difference, read as a table)
     """One human line for an entry of Alembic's ``compare_metadata`` output."""
     if isinstance(diff, list):  # modify_* entries come grouped per column
         return "; ".join(describe_diff(d) for d in diff)

@@ -55,6 +55,12 @@ S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
 MAX_LIMIT = 1000
 """The largest page a caller may ask for."""
 
+MAX_OFFSET = 10_000_000
+"""The largest ``offset=``: beyond it PostgreSQL would still have to walk every skipped row
+(and 2**63 overflows its bigint); deeper pages use the keyset cursor."""
+
+_MAX_CURSOR_CHARS = 512
+
 
 class InvalidCursorError(PokervodDBError):
     """A pagination cursor could not be decoded (tampered with, truncated or from elsewhere)."""
@@ -79,13 +85,24 @@ class Cursor:
     def decode(cls, token: str) -> Cursor:
         """Read a token made by `encode`; `InvalidCursorError` for anything else."""
         try:
+            # A real token is ~90 characters; a long one is hostile (deep JSON nesting would
+            # raise RecursionError), so refuse it before decoding anything.
+            if not isinstance(token, str) or len(token) > _MAX_CURSOR_CHARS:
+                raise ValueError("not a cursor token")
             padded = token + "=" * (-len(token) % 4)
-            created_at, id_ = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            decoded = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+            if not (
+                isinstance(decoded, list)
+                and len(decoded) == 2
+                and all(isinstance(part, str) for part in decoded)
+            ):
+                raise ValueError("a cursor is a list of two strings")
+            created_at, id_ = decoded
             parsed = datetime.fromisoformat(created_at)
-            if parsed.tzinfo is None:
+            if parsed.tzinfo is None or parsed.utcoffset() is None:
                 raise ValueError("naive timestamp")
             return cls(created_at=parsed, id=uuid.UUID(id_))
-        except (ValueError, TypeError, binascii.Error, UnicodeError) as exc:
+        except (ValueError, TypeError, binascii.Error, UnicodeError, RecursionError) as exc:
             raise InvalidCursorError(
                 "invalid page cursor; start again from the first page"
             ) from exc
@@ -104,10 +121,19 @@ class Page(Generic[T]):
 
 
 def _check_page(limit: int, after: Cursor | None, offset: int | None) -> None:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be a whole number between 1 and {MAX_LIMIT}, got {limit!r}")
+    if offset is not None and (isinstance(offset, bool) or not isinstance(offset, int)):
+        raise ValueError(f"offset must be a whole number, got {offset!r}")
     if offset is not None and offset < 0:
         raise ValueError(f"offset must not be negative, got {offset}")
+    if offset is not None and offset > MAX_OFFSET:
+        raise ValueError(
+            f"offset must be at most {MAX_OFFSET:,}, got {offset}; page deeper with after= "
+            "(the next_cursor of the previous page)"
+        )
+    if after is not None and not isinstance(after, Cursor):
+        raise ValueError("after= must be a Cursor (use Cursor.decode for a token)")
     if after is not None and offset is not None:
         raise ValueError("pass either after= (keyset) or offset=, not both")
 

@@ -384,7 +384,7 @@ def _unquote(name: str) -> str:
     return name
 
 
-def load_archive(
+def load_archive(  # noqa: C901 (the restore's one transaction, step by step; security just rewrote it)
     settings: Settings,
     tools: PgTools,
     check: ArchiveCheck,

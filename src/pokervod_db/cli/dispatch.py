@@ -51,15 +51,29 @@ def with_agent(
     return run(_go)
 
 
-def run_migration(
-    settings: Settings, direction: str, target: str, *, backup_first: bool = False
-) -> migrate.MigrationOutcome:
-    """Migrate through the agent, so other processes receive ``db.migration.completed``."""
+def migration_result(
+    settings: Settings,
+    direction: str,
+    target: str,
+    *,
+    backup_first: bool = False,
+    quiet: bool = False,
+) -> MigrationResult:
+    """Migrate through the agent, so other processes receive ``db.migration.completed``; the
+    result, failed or not (``quiet``: no progress line, for ``--json``)."""
     result: MigrationResult = with_agent(
         lambda agent: agent.run_migration(direction, target, backup_first=backup_first), settings
     )
-    if result.backup is not None:
+    if result.backup is not None and not quiet:
         say(f"backup taken first: {result.backup}")
+    return result
+
+
+def run_migration(
+    settings: Settings, direction: str, target: str, *, backup_first: bool = False
+) -> migrate.MigrationOutcome:
+    """Migrate through the agent; an expected failure raises (one FAILED line)."""
+    result = migration_result(settings, direction, target, backup_first=backup_first)
     if not result.success:
         raise PokervodDBError(result.error or f"the {direction} failed")
     return migrate.MigrationOutcome(direction, result.from_version, result.version, result.applied)

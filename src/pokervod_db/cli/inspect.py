@@ -19,8 +19,8 @@ from .render import note, print_health, print_json, print_json_line, print_stats
 app = typer.Typer()
 
 
-def show_overview(settings: Settings) -> None:
-    """What ``up`` shows after migrating: status, health and statistics."""
+def collect_overview(settings: Settings) -> tuple[MigrationStatus, HealthReport, DatabaseStats]:
+    """Status, health and statistics, as ``up`` reports them after migrating."""
 
     async def _collect(agent: DatabaseAgent) -> tuple[MigrationStatus, HealthReport, DatabaseStats]:
         return (
@@ -29,7 +29,12 @@ def show_overview(settings: Settings) -> None:
             await agent.get_database_stats(top=5),
         )
 
-    status_, report, stats_ = with_agent(_collect, settings)
+    return with_agent(_collect, settings)
+
+
+def show_overview(settings: Settings) -> None:
+    """What ``up`` shows after migrating: status, health and statistics."""
+    status_, report, stats_ = collect_overview(settings)
     print_status(status_)
     print_health(report)
     print_stats(stats_)

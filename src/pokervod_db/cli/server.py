@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,33 +12,40 @@ from pokervod_db.database import async_session_factory, create_engine, transacti
 from pokervod_db.errors import PokervodDBError, translated
 from pokervod_db.settings import Settings, load_settings
 
-from .dispatch import run, run_migration, started_settings
-from .inspect import show_overview
-from .render import say
+from .dispatch import migration_result, run, started_settings
+from .inspect import collect_overview, show_overview
+from .options import JsonOption
+from .render import print_json, say
+
+if TYPE_CHECKING:
+    from pokervod_db.sample import SampleSummary
 
 app = typer.Typer()
 
 
-def _load_sample(settings: Settings) -> None:
+def _load_sample(settings: Settings) -> SampleSummary:
     from pokervod_db.sample import load_sample
 
-    async def _load() -> None:
+    async def _load() -> SampleSummary:
         engine = create_engine(settings)
         try:
             with translated():
                 async with transaction(async_session_factory(engine)) as session:
-                    summary = await load_sample(session)
+                    return await load_sample(session)
         finally:
             await engine.dispose()
-        if summary.loaded:
-            say(
-                f"sample loaded: {summary.projects} projects, {summary.video_files} video "
-                f"files, {summary.hand_clips} hand clips, {summary.nas_files} NAS files"
-            )
-        else:
-            say("sample already present")
 
-    run(_load)
+    return run(_load)
+
+
+def _say_sample(summary: SampleSummary) -> None:
+    if summary.loaded:
+        say(
+            f"sample loaded: {summary.projects} projects, {summary.video_files} video "
+            f"files, {summary.hand_clips} hand clips, {summary.nas_files} NAS files"
+        )
+    else:
+        say("sample already present")
 
 
 @app.command()
@@ -45,14 +53,32 @@ def up(
     sample: Annotated[
         bool, typer.Option("--sample", help="Also load the small sample catalog.")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Bring the database to the newest revision (starting the embedded server if needed)."""
     settings = started_settings()
-    outcome = run_migration(settings, "upgrade", "head")
-    if outcome.applied:
-        say(f"applied {', '.join(outcome.applied)}")
-    if sample:
-        _load_sample(settings)
+    result = migration_result(settings, "upgrade", "head", quiet=as_json)
+    if not result.success:
+        if as_json:
+            print_json({"migration": result.to_dict()})
+        raise PokervodDBError(result.error or "the upgrade failed")
+    if result.applied and not as_json:
+        say(f"applied {', '.join(result.applied)}")
+    summary = _load_sample(settings) if sample else None
+    if as_json:
+        status_, report, stats_ = collect_overview(settings)
+        print_json(
+            {
+                "migration": result.to_dict(),
+                "sample": asdict(summary) if summary is not None else None,
+                "status": status_.to_dict(),
+                "health": report.to_dict(),
+                "stats": stats_.to_dict(),
+            }
+        )
+        return
+    if summary is not None:
+        _say_sample(summary)
     show_overview(settings)
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "PgServer",
     "new_database_name",
     "pokervod_database",
+    "pokervod_database_name",
     "pokervod_server",
     "pokervod_session",
     "pokervod_settings",
@@ -155,9 +156,17 @@ def pokervod_template(pokervod_server: PgServer) -> Iterator[str]:
 
 
 @pytest.fixture
-def pokervod_settings(pokervod_server: PgServer, pokervod_template: str) -> Iterator[Settings]:
+def pokervod_database_name() -> str:
+    """Name of this test's private database (ask for it to reach the database by name)."""
+    return new_database_name()
+
+
+@pytest.fixture
+def pokervod_settings(
+    pokervod_server: PgServer, pokervod_template: str, pokervod_database_name: str
+) -> Iterator[Settings]:
     """Settings of a private database at head (a copy of the template), dropped afterwards."""
-    name = new_database_name()
+    name = pokervod_database_name
     pokervod_server.create_database(name, template=pokervod_template)
     try:
         yield pokervod_server.settings_for(name)

@@ -22,7 +22,7 @@ from pokervod_db.backup.load import _DataReader
 from pokervod_db.backup.tools import find_tools
 from pokervod_db.errors import BackupError
 from pokervod_db.settings import SCHEMA, Settings
-from tests.backup_support import all_rows, change_data, connect, fill, schemas
+from tests.backup.support import all_rows, change_data, connect, fill, schemas
 
 pytestmark = pytest.mark.slow
 
@@ -273,16 +273,17 @@ def test_restored_schema_has_no_drift_from_our_migrations(filled: Settings) -> N
     assert _objects(filled) == before
 
 
-def test_load_runs_as_the_schema_owner_not_as_the_superuser(
-    filled: Settings, pg_server, fresh_db_name: str
-) -> None:
+def test_load_runs_as_the_schema_owner_not_as_the_superuser(filled: Settings, pg_server) -> None:
     """Least rights: the new schema and its tables belong to the old schema's owner."""
     if os.environ.get("POKERVOD_TEST_DATABASE_URL"):
         pytest.skip("creates a role: only on the embedded test server, never on a shared one")
     role = f"pokervod_owner_{uuid.uuid4().hex[:8]}"
     with connect(filled, autocommit=True) as conn:
+        row = conn.execute("SELECT current_database()").fetchone()
+        assert row is not None
+        database = row[0]
         conn.execute(f'CREATE ROLE "{role}" NOLOGIN')
-        conn.execute(f'GRANT CREATE ON DATABASE "{fresh_db_name}" TO "{role}"')
+        conn.execute(f'GRANT CREATE ON DATABASE "{database}" TO "{role}"')
         conn.execute(f'ALTER SCHEMA {SCHEMA} OWNER TO "{role}"')
     try:
         made = backup.create_backup(filled)
@@ -299,7 +300,7 @@ def test_load_runs_as_the_schema_owner_not_as_the_superuser(
         with connect(filled, autocommit=True) as conn:
             conn.execute(f'REASSIGN OWNED BY "{role}" TO CURRENT_USER')
             conn.execute(f'DROP OWNED BY "{role}"')
-        pg_server.drop_database(fresh_db_name)
+        pg_server.drop_database(database)
         with pg_server.admin() as admin:
             admin.execute(f'DROP ROLE IF EXISTS "{role}"')
 
