@@ -110,7 +110,9 @@ async def test_the_orm_tree_variant_loads_the_same_tree_as_orm_objects(
     tree = await q.get_catalog_tree(session, project.id)
     orm = await q.get_catalog_tree_orm(session, project.id)
     assert tree is not None and orm is not None
-    assert isinstance(orm, Project) and orm.id == tree.id and orm.seasons == tree.seasons == []
+    assert (
+        isinstance(orm, Project) and orm.id == tree.id and orm.seasons == [] and tree.seasons == []
+    )
 
 
 async def test_an_idle_pooled_connection_killed_by_the_server_is_replaced_on_checkout(
