@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "softdelete": 2,
     "database": 2,
     "routing": 2,
+    "fastpath": 2,
     "migrate": 2,
     "migrations": 2,
     "catalog": 3,

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from pokervod_db import embedded, ingest, migrate, queries
@@ -31,6 +32,7 @@ from pokervod_db.web.service import replica_lags
 from tests.web_support import ThreadServer, load_sample_into
 
 PASSWORD = "Zq7-s3cret_pw~x"
+REPLICA_PASSWORD = "Rp9-replica_pw"
 
 
 @pytest.fixture
@@ -253,7 +255,10 @@ async def test_nothing_can_be_changed_over_http(sample_settings: Settings) -> No
 
 async def test_no_response_contains_the_database_password(sample_settings: Settings) -> None:
     url = sample_settings.url().set(password=PASSWORD)
-    settings = sample_settings.with_url(url)
+    replica = sample_settings.url().set(password=REPLICA_PASSWORD)
+    settings = sample_settings.with_url(url).model_copy(
+        update={"replica_urls": SecretStr(replica.render_as_string(hide_password=False))}
+    )
     # A hostile (or careless) event quoting the URL with its password must not leak it either.
     engine = create_engine(settings)
     try:
@@ -274,7 +279,7 @@ async def test_no_response_contains_the_database_password(sample_settings: Setti
         bodies = [(p, (await client.get(p)).text) for p in paths]
     assert "failed on" in dict(bodies)["/api/events"]  # the event is there, redacted
     for path, body in bodies:
-        for secret in (PASSWORD, quote(PASSWORD, safe="")):
+        for secret in (PASSWORD, quote(PASSWORD, safe=""), REPLICA_PASSWORD):
             assert secret not in body, path
 
 
@@ -320,6 +325,7 @@ def test_replica_lag_is_read_from_the_health_reports_replicas_list() -> None:
         {
             "replicas": [
                 {"name": "replica-1", "lag_s": 1.5},
+                {"database": "postgresql://u:***@r4/db", "reachable": True, "lag_s": 0.2},
                 {"url": "postgresql://r2/db", "lag_seconds": 0},
                 {"name": "replica-3", "lag_s": None},
                 "garbage",
@@ -328,6 +334,7 @@ def test_replica_lag_is_read_from_the_health_reports_replicas_list() -> None:
     )
     assert [(r.name, r.lag_s) for r in lags] == [
         ("replica-1", 1.5),
+        ("postgresql://u:***@r4/db", 0.2),
         ("postgresql://r2/db", 0.0),
         ("replica-3", None),
     ]
