@@ -93,7 +93,9 @@ async def _prepare(settings: Settings) -> None:
             await load_sample(session)
         with contextlib.suppress(DBAPIError):  # statements to show where the server preloads it
             async with engine.begin() as conn:
-                await conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+                await conn.execute(
+                    text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements WITH SCHEMA public")
+                )
         async with async_session_factory(engine)() as session:
             await queries.list_video_files(session, limit=10)
             await queries.search_hand_clips(session, "river")
