@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pokervod_db.database import async_session_factory, create_engine
@@ -26,6 +27,7 @@ from pokervod_db.settings import Settings
 WRITER_COUNTS = (1, 8, 32)
 EVENTS_PER_WRITER = 50
 TARGET_P95_MS = 50.0
+_REPOSITORY = Path(__file__).resolve().parents[1]
 _URL_ENV = "POKERVOD_EVENTS_BENCH_URL"  # the URL goes to the child by environment, never argv
 
 
@@ -57,6 +59,7 @@ async def _run_one(settings: Settings, writers: int, per_writer: int) -> dict[st
         "--listen",
         env=env,
         stdout=asyncio.subprocess.PIPE,
+        cwd=_REPOSITORY,  # `-m benchmarks…` from any working directory
     )
     assert child.stdout is not None
     received: list[tuple[int, float]] = []

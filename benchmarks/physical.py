@@ -40,6 +40,18 @@ _LAG = (
 )
 
 
+def _version_mismatch(settings: Settings) -> str | None:
+    """Why the embedded PostgreSQL 18 binaries cannot run a copy of this server, if they cannot."""
+    with psycopg.connect(settings.libpq_url()) as conn:
+        major = int(conn.info.server_version) // 10000
+    if major != EMBEDDED_MAJOR:
+        return f"the server is PostgreSQL {major}; the embedded binaries run {EMBEDDED_MAJOR} only"
+    return None
+
+
+EMBEDDED_MAJOR = 18
+
+
 def _scratch() -> Path:
     base = Path(tempfile.mkdtemp(prefix="pv-bench-phys-"))
     base.chmod(0o755)
@@ -62,12 +74,20 @@ class LagProbe:
 
     def start(self) -> LagProbe:
         t0 = time.perf_counter()
+        self.error = _version_mismatch(self.settings)
+        if self.error is not None:
+            self.log(f"  replica lag skipped: {self.error}")
+            return self
         try:
             replicas.create_replica(self.settings, self.directory)
             replicas.start_replica(self.directory)
         except PokervodDBError as exc:
             self.error = str(exc)
             self.log(f"  replica lag skipped: {exc}")
+            try:
+                replicas.drop_slot(self.settings, replicas.slot_name(self.directory))
+            except Exception:  # best effort: the slot may never have been made
+                pass
             return self
         self.create_s = time.perf_counter() - t0
         self.log(f"  standby created and started in {self.create_s:.1f} s")
@@ -116,6 +136,10 @@ class LagProbe:
 
 def time_physical(settings: Settings, *, log: Callable[[str], None]) -> dict[str, Any]:
     """A verified full base backup of the benchmark server and a restore of it (scratch)."""
+    mismatch = _version_mismatch(settings)
+    if mismatch is not None:
+        log(f"  physical skipped: {mismatch}")
+        return {"skipped": mismatch}
     base = _scratch()
     database = settings.url().database or "postgres"
     try:

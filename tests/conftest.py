@@ -8,10 +8,13 @@ always used, kept as thin aliases.
 from __future__ import annotations
 
 import os
+import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from psycopg import sql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pokervod_db.database import async_session_factory, create_engine
@@ -19,6 +22,23 @@ from pokervod_db.settings import Settings
 from pokervod_db.testing import TEST_URL_ENV, PgServer, _conninfo
 
 __all__ = ["TEST_URL_ENV", "PgServer", "_conninfo"]
+
+
+def _isolate_from_the_callers_environment() -> None:
+    """Run the suite as if on a fresh machine, whatever the caller exported or left in ``.env``.
+
+    Every variable the settings read (an exported ``BACKUP_S3_BUCKET`` would make backup tests
+    upload to a real bucket), libpq's ``PG*`` and boto3's ``AWS_*`` are removed, and the working
+    directory becomes an empty one, so no ``.env`` is read by the tests or the commands they run.
+    """
+    names = {f.alias for f in Settings.model_fields.values() if f.alias}
+    for name in list(os.environ):
+        if name in names or name.startswith(("PG", "AWS_", "BACKUP_")):
+            del os.environ[name]
+    os.chdir(tempfile.mkdtemp(prefix="pokervod-test-cwd-"))
+
+
+_isolate_from_the_callers_environment()
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +104,41 @@ def cli_env(db_settings: Settings, tmp_path: Path) -> dict[str, str]:
     env["DATABASE_URL"] = db_settings.libpq_url()
     env["BACKUP_DIR"] = str(tmp_path / "backups")
     return env
+
+
+ROLE_PASSWORD = "the-right-one"
+
+
+@pytest.fixture
+def password_role(pg_server: PgServer) -> Iterator[str]:
+    """A role with a password on a server that checks it (the embedded test server only).
+
+    The embedded server trusts every local login; for this role alone we switch its hba entry
+    to scram-sha-256. A shared server (POKERVOD_TEST_DATABASE_URL) is never reconfigured.
+    """
+    if os.environ.get(TEST_URL_ENV):
+        pytest.skip("a shared server: its roles and authentication are not ours to change")
+    role = "pokervod_pw_test"
+    with pg_server.admin() as conn:
+        hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(ROLE_PASSWORD)
+            )
+        )
+        original = None
+        if "pokervod-test-pg-" in str(hba):  # the embedded server of this test session
+            original = hba.read_text()
+            rules = f"local all {role} scram-sha-256\nhost all {role} 127.0.0.1/32 scram-sha-256\n"
+            hba.write_text(rules + original)
+            conn.execute("SELECT pg_reload_conf()")
+            time.sleep(0.2)
+    try:
+        yield role
+    finally:
+        with pg_server.admin() as conn:
+            if original is not None:
+                hba.write_text(original)
+                conn.execute("SELECT pg_reload_conf()")
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

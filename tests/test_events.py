@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -207,7 +208,7 @@ async def test_stored_event_is_notified_at_commit_only(
     assert row["type"] == "test.event" and row["txid"] > 0
 
 
-async def _row(engine: AsyncEngine, event_id: int) -> dict[str, object]:
+async def _row(engine: AsyncEngine, event_id: int) -> dict[str, Any]:
     async with engine.connect() as conn:
         row = (
             (
@@ -350,13 +351,16 @@ async def test_listener_filters_types(db_settings: Settings, engine: AsyncEngine
     assert got.id == wanted.id
 
 
-async def test_listener_reconnects_after_its_connection_is_killed(
+async def test_listener_reconnects_after_its_connection_is_killed_and_resumes_after_the_last(
     db_settings: Settings, engine: AsyncEngine
 ) -> None:
     async with _listening(db_settings, application_name="pokervod-db test-listener") as (
         queue,
         task,
     ):
+        before = await _emit(engine, _event(0))
+        (got,) = await _take(queue, 1)  # the killed connection was the one delivering
+        assert got.id == before.id
         async with engine.begin() as conn:
             killed = (
                 await conn.execute(
@@ -367,14 +371,16 @@ async def test_listener_reconnects_after_its_connection_is_killed(
                 )
             ).scalar_one()
         assert killed == 1
-        after = await _emit(engine, _event(1))
-        (got,) = await _take(queue, 1, wait_s=15)
-        assert got.id == after.id
+        while_down = await _emit(engine, _event(1))  # committed before the listener is back
+        after = await _emit(engine, _event(2))
+        delivered = await _take(queue, 2, wait_s=15)
+        assert [e.id for e in delivered] == [while_down.id, after.id]  # none lost, none twice
+        await _nothing_more(queue, 0.5)
         assert not task.done()
 
 
 async def test_listen_fails_in_one_line_when_the_server_is_unreachable() -> None:
-    settings = Settings(_env_file=None, DATABASE_URL="postgresql://u@127.0.0.1:1/x")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, DATABASE_URL="postgresql://u@127.0.0.1:1/x")
     from pokervod_db.errors import DatabaseUnavailableError
 
     with pytest.raises(DatabaseUnavailableError, match="cannot listen for events"):

@@ -228,7 +228,7 @@ def test_invalid_index_left_by_a_crashed_build_is_rebuilt(
 
 def test_online_index_revision_passes_the_squawk_lint(tmp_path: Path) -> None:
     scripts = _scripts(tmp_path)
-    settings = Settings(_env_file=None, DATABASE_URL="postgresql://lint@localhost/lint")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, DATABASE_URL="postgresql://lint@localhost/lint")
     import io
 
     buffer = io.StringIO()
@@ -242,7 +242,7 @@ def test_online_index_revision_passes_the_squawk_lint(tmp_path: Path) -> None:
     rendered.write_text(sql)
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
-        from lint_migrations import squawk_binary
+        from lint_migrations import squawk_binary  # type: ignore[import-not-found]
     finally:
         sys.path.pop(0)
     result = subprocess.run(

@@ -182,7 +182,7 @@ def test_replica_commands_refuse_a_directory_that_is_not_a_replica(tmp_path: Pat
 
 def test_replica_urls_setting_rejects_a_url_that_is_not_postgres() -> None:
     with pytest.raises(ValueError, match="needs PostgreSQL"):
-        Settings(_env_file=None, DATABASE_REPLICA_URLS="postgresql://a@h/db, mysql://b@h/db")  # type: ignore[call-arg]
+        Settings(_env_file=None, DATABASE_REPLICA_URLS="postgresql://a@h/db, mysql://b@h/db")
 
 
 async def test_promoted_replica_takes_writes_and_is_no_longer_used_for_reads(

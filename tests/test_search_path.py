@@ -4,6 +4,7 @@ the other blocks' raw SQL with bare table names works."""
 from __future__ import annotations
 
 from sqlalchemy import text
+from sqlalchemy.pool import QueuePool
 
 from pokervod_db import migrate
 from pokervod_db.backup.connection import maintenance_connection
@@ -36,7 +37,9 @@ async def test_search_path_survives_the_pools_reset_between_checkouts(db_setting
             async with engine.connect() as conn:
                 assert await conn.scalar(text("SHOW search_path")) == EXPECTED
                 await conn.rollback()
-        assert engine.pool.checkedin() == 1  # the same connection each time
+        pool = engine.pool
+        assert isinstance(pool, QueuePool)
+        assert pool.checkedin() == 1  # the same connection each time
     finally:
         await engine.dispose()
 
@@ -63,6 +66,7 @@ def test_migration_connections_use_the_search_path(empty_db_settings: Settings):
     finally:
         engine.dispose()
     migrate.upgrade(empty_db_settings)
+    assert migrate.current(empty_db_settings) is not None
     with maintenance_connection(empty_db_settings) as conn:
         assert conn.scalar(text("SHOW search_path")) == EXPECTED
         assert conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1

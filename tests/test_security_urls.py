@@ -37,7 +37,7 @@ def test_every_url_form_of_a_password_is_masked(url: str) -> None:
     shown = mask_url(url)
     assert SECRET not in shown
     assert "***" in shown
-    settings = Settings(_env_file=None, DATABASE_URL=url)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, DATABASE_URL=url)
     assert SECRET not in settings.masked_url()
     assert SECRET not in repr(settings)
 
@@ -168,7 +168,7 @@ def test_connection_errors_never_print_a_query_password(
 
 
 async def test_unreachable_server_error_hides_a_query_password() -> None:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         DATABASE_URL=f"postgresql://me@127.0.0.1:1/db?password={SECRET}&sslmode=disable",
         DB_CONNECT_TIMEOUT=2,

@@ -195,7 +195,7 @@ def tls_server() -> Iterator[tuple[Settings, Path, Path]]:
         url = f"postgresql://postgres@127.0.0.1:{port}/postgres?sslmode=verify-full&sslrootcert={ca_file}"
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE DATABASE pokervod")
-        settings = Settings(_env_file=None).with_url(url.replace("/postgres?", "/pokervod?"))  # type: ignore[call-arg]
+        settings = Settings(_env_file=None).with_url(url.replace("/postgres?", "/pokervod?"))
         # The embedded client programs are built without TLS: use the server's own.
         yield settings.model_copy(update={"pg_bin_dir": bin_dir}), ca_file, other_ca
     finally:

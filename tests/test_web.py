@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from pokervod_db import embedded, ingest, migrate, queries
@@ -31,6 +32,7 @@ from pokervod_db.web.service import replica_lags
 from tests.web_support import ThreadServer, load_sample_into
 
 PASSWORD = "Zq7-s3cret_pw~x"
+REPLICA_PASSWORD = "Rp9-replica_pw"
 
 
 @pytest.fixture
@@ -73,7 +75,7 @@ def _value(family: Any, suffix: str = "", **labels: str) -> float:
 
 
 async def test_livez_answers_without_any_database() -> None:
-    dead = Settings(_env_file=None).with_url("postgresql://u@127.0.0.1:1/none")  # type: ignore[call-arg]
+    dead = Settings(_env_file=None).with_url("postgresql://u@127.0.0.1:1/none")
     async with serving(dead) as client:
         response = await client.get("/livez")
     assert response.status_code == 200 and response.json() == {"alive": True}
@@ -98,7 +100,7 @@ async def test_readyz_is_503_naming_migrations_on_an_unmigrated_database(
 
 
 async def test_readyz_is_503_within_the_bound_when_nothing_listens() -> None:
-    dead = Settings(_env_file=None, DB_CONNECT_TIMEOUT=1).with_url(  # type: ignore[call-arg]
+    dead = Settings(_env_file=None, DB_CONNECT_TIMEOUT=1).with_url(
         "postgresql://u@127.0.0.1:1/none"
     )
     async with serving(dead) as client:
@@ -116,7 +118,7 @@ async def test_readyz_is_503_within_the_bound_when_the_server_never_answers() ->
     silent.bind(("127.0.0.1", 0))
     silent.listen(64)
     port = silent.getsockname()[1]
-    dead = Settings(_env_file=None, DB_CONNECT_TIMEOUT=1).with_url(  # type: ignore[call-arg]
+    dead = Settings(_env_file=None, DB_CONNECT_TIMEOUT=1).with_url(
         f"postgresql://u@127.0.0.1:{port}/none"
     )
     try:
@@ -253,7 +255,10 @@ async def test_nothing_can_be_changed_over_http(sample_settings: Settings) -> No
 
 async def test_no_response_contains_the_database_password(sample_settings: Settings) -> None:
     url = sample_settings.url().set(password=PASSWORD)
-    settings = sample_settings.with_url(url)
+    replica = sample_settings.url().set(password=REPLICA_PASSWORD)
+    settings = sample_settings.with_url(url).model_copy(
+        update={"replica_urls": SecretStr(replica.render_as_string(hide_password=False))}
+    )
     # A hostile (or careless) event quoting the URL with its password must not leak it either.
     engine = create_engine(settings)
     try:
@@ -274,7 +279,7 @@ async def test_no_response_contains_the_database_password(sample_settings: Setti
         bodies = [(p, (await client.get(p)).text) for p in paths]
     assert "failed on" in dict(bodies)["/api/events"]  # the event is there, redacted
     for path, body in bodies:
-        for secret in (PASSWORD, quote(PASSWORD, safe="")):
+        for secret in (PASSWORD, quote(PASSWORD, safe=""), REPLICA_PASSWORD):
             assert secret not in body, path
 
 
@@ -320,6 +325,7 @@ def test_replica_lag_is_read_from_the_health_reports_replicas_list() -> None:
         {
             "replicas": [
                 {"name": "replica-1", "lag_s": 1.5},
+                {"database": "postgresql://u:***@r4/db", "reachable": True, "lag_s": 0.2},
                 {"url": "postgresql://r2/db", "lag_seconds": 0},
                 {"name": "replica-3", "lag_s": None},
                 "garbage",
@@ -328,6 +334,7 @@ def test_replica_lag_is_read_from_the_health_reports_replicas_list() -> None:
     )
     assert [(r.name, r.lag_s) for r in lags] == [
         ("replica-1", 1.5),
+        ("postgresql://u:***@r4/db", 0.2),
         ("postgresql://r2/db", 0.0),
         ("replica-3", None),
     ]
@@ -337,9 +344,7 @@ def test_replica_lag_is_read_from_the_health_reports_replicas_list() -> None:
 @pytest.mark.slow
 def test_readyz_turns_503_when_the_server_stops_and_200_when_it_returns() -> None:
     base = Path(tempfile.mkdtemp(prefix="pokervod-serve-pg-"))
-    configured = Settings(  # type: ignore[call-arg]
-        _env_file=None, EMBEDDED_DATA_DIR=base / "pgdata", DB_CONNECT_TIMEOUT=2
-    )
+    configured = Settings(_env_file=None, EMBEDDED_DATA_DIR=base / "pgdata", DB_CONNECT_TIMEOUT=2)
     bound = configured.connect_timeout + 2
     try:
         settings = embedded.start(configured)

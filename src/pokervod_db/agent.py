@@ -317,7 +317,7 @@ class DatabaseAgent(BaseAgent):
                 )
             return event
 
-    # --- the PRD operations -------------------------------------------------------------------
+    # --- operations: migrations, status, health, statistics -----------------------------------
 
     async def run_migration(
         self, direction: str = "upgrade", target: str | None = None, *, backup_first: bool = False

@@ -40,6 +40,14 @@ class DatabaseUnavailableError(PokervodDBError):
     """The server cannot be reached or refused the login."""
 
 
+class PoolExhaustedError(DatabaseUnavailableError):
+    """No pooled connection became free in time (every connection of the pool is in use)."""
+
+
+class StatementTimeoutError(PokervodDBError):
+    """A statement ran longer than ``DB_STATEMENT_TIMEOUT_MS`` and the server cancelled it."""
+
+
 class IntegrityViolationError(PokervodDBError):
     """A write broke a rule of the schema."""
 
@@ -82,6 +90,27 @@ class SQLState:
     INVALID_SCHEMA_NAME = "3F000"
     UNDEFINED_TABLE = "42P01"
     LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
+    PROGRAM_LIMIT_EXCEEDED_CLASS = "54"  # e.g. a tsvector over 1 MB
+
+
+# SQLSTATE classes: 23505 unique, 23514 check, 23502 not null, 23503 foreign key.
+_UNIQUE = "23505"
+_QUERY_CANCELED = "57014"  # statement_timeout (or a cancel request)
+_IDLE_IN_TRANSACTION = "25P03"  # idle_in_transaction_session_timeout ended the session
+_INSUFFICIENT_PRIVILEGE = "42501"
+_READ_ONLY = "25006"
+# Operator intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now)
+# and connection exceptions (08xxx): the server went away.
+_GONE_PREFIXES = ("08", "57P")
+
+
+def _driver_gone(exc: BaseException) -> bool:
+    """The driver's own "connection is closed" errors (asyncpg raises them unwrapped)."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    return isinstance(
+        exc, asyncpg.InterfaceError | asyncpg.PostgresConnectionError | ConnectionError
+    )
 
 
 def sqlstate(exc: BaseException) -> str | None:
@@ -113,10 +142,39 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(orig).__name__
 
 
+def _translate_server_code(code: str | None, exc: BaseException) -> PokervodDBError | None:
+    """The errors told apart by the server's SQLSTATE alone (None: not one of them)."""
+    if code == _QUERY_CANCELED:
+        return StatementTimeoutError(
+            f"statement cancelled: {_first_line(exc)} (DB_STATEMENT_TIMEOUT_MS); narrow the "
+            "query or raise the limit"
+        )
+    if code == _IDLE_IN_TRANSACTION:
+        return DatabaseUnavailableError(
+            "the server ended a transaction left idle too long (DB_IDLE_IN_TRANSACTION_TIMEOUT_MS)"
+        )
+    if code == _INSUFFICIENT_PRIVILEGE:
+        return PokervodDBError(f"not allowed for this database role: {_first_line(exc)}")
+    if code == _READ_ONLY:
+        return PokervodDBError(f"read-only: {_first_line(exc)}")
+    if isinstance(code, str) and code.startswith(_GONE_PREFIXES):
+        return DatabaseUnavailableError(f"database unavailable: {_first_line(exc)}")
+    return None
+
+
 def translate(exc: BaseException) -> PokervodDBError:
     """Map a SQLAlchemy/driver exception to the package's error with a one-line message."""
     if isinstance(exc, PokervodDBError):
         return exc
+    by_code = _translate_server_code(sqlstate(exc) or getattr(exc, "sqlstate", None), exc)
+    if by_code is not None:
+        return by_code
+    if isinstance(exc, sa_exc.TimeoutError):  # the pool's, not the server's
+        return PoolExhaustedError(f"no free database connection: {exc}".splitlines()[0])
+    if _driver_gone(exc) or _driver_gone(getattr(exc, "orig", None) or exc):
+        return DatabaseUnavailableError(
+            f"database unavailable: the connection was lost ({_first_line(exc)})"
+        )
     if isinstance(exc, sa_exc.IntegrityError):
         constraint = _constraint_name(exc)
         detail = _first_line(exc)
@@ -141,3 +199,7 @@ def translated() -> Iterator[None]:
         yield
     except (sa_exc.SQLAlchemyError, OSError, TimeoutError) as exc:
         raise translate(exc) from exc
+    except Exception as exc:
+        if _driver_gone(exc) or getattr(exc, "sqlstate", None):
+            raise translate(exc) from exc
+        raise

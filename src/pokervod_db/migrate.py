@@ -361,7 +361,7 @@ def _trigger_drift(conn: Connection) -> list[str]:
     ]
 
 
-def describe_diff(diff: Any) -> str:
+def describe_diff(diff: Any) -> str:  # noqa: C901 (one branch per kind of Alembic difference, read as a table)
     """One human line for an entry of Alembic's ``compare_metadata`` output."""
     if isinstance(diff, list):  # modify_* entries come grouped per column
         return "; ".join(describe_diff(d) for d in diff)

@@ -176,6 +176,7 @@ def create_replica(settings: Settings, directory: Path) -> ReplicaInfo:
         )
     except ReplicaError:
         _remove_contents(directory, remove_self=created)
+        _drop_slot_if_any(url, slot)  # -C may have made it before the copy failed
         raise
     clear_copied_state(directory)
     info = ReplicaInfo(
@@ -196,6 +197,22 @@ def clear_copied_state(directory: Path) -> None:
         (directory / leftover).unlink(missing_ok=True)
     for lock in directory.glob(".s.PGSQL.*"):
         lock.unlink(missing_ok=True)
+
+
+def _drop_slot_if_any(url: URL, slot: str) -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(
+            url.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True
+        ) as conn:
+            conn.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE slot_name = %s AND NOT active",
+                (slot,),
+            )
+    except psycopg.Error:
+        pass  # best effort: `replica list` and health show a slot left behind
 
 
 def _remove_contents(directory: Path, *, remove_self: bool) -> None:

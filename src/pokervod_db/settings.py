@@ -150,10 +150,19 @@ class Settings(BaseSettings):
     )
 
     database_url: SecretStr | None = Field(default=None, alias="DATABASE_URL")
+    # Behind PgBouncer in transaction mode (DB_PGBOUNCER=true): the application's connections
+    # keep no session state and no server-side prepared statements; work that needs a real
+    # session (migrations, backup/restore, the maintenance lock, LISTEN) goes to
+    # DATABASE_DIRECT_URL (the server itself) when set.
+    pgbouncer: bool = Field(default=False, alias="DB_PGBOUNCER")
+    database_direct_url: SecretStr | None = Field(default=None, alias="DATABASE_DIRECT_URL")
     pool_size: int = Field(default=10, ge=1, le=100, alias="DB_POOL_SIZE")
     max_overflow: int = Field(default=20, ge=0, le=100, alias="DB_MAX_OVERFLOW")
     pool_timeout: float = Field(default=30.0, gt=0, alias="DB_POOL_TIMEOUT")
     pool_pre_ping: bool = Field(default=True, alias="DB_POOL_PRE_PING")
+    # A connection back from a request less than this long ago is handed out unchecked: the
+    # ping (three round trips through the asyncpg adapter) would cost more than most reads.
+    pool_pre_ping_idle_s: float = Field(default=1.0, ge=0, alias="DB_POOL_PRE_PING_IDLE_S")
     connect_timeout: float = Field(default=5.0, gt=0, alias="DB_CONNECT_TIMEOUT")
     echo_sql: bool = Field(default=False, alias="DB_ECHO")
     slow_query_ms: float = Field(default=500.0, ge=0, alias="DB_SLOW_QUERY_MS")
@@ -161,6 +170,12 @@ class Settings(BaseSettings):
     embedded_database: str = Field(default="pokervod", alias="EMBEDDED_DATABASE")
     migration_lock_timeout_s: float = Field(default=300.0, ge=0, alias="MIGRATION_LOCK_TIMEOUT_S")
     statement_lock_timeout_ms: int = Field(default=10_000, ge=0, alias="DB_LOCK_TIMEOUT_MS")
+    # Application connections only (create_engine); migrations, backup and restore run without
+    # them and bound their waits with their own lock timeouts. 0 turns a limit off.
+    statement_timeout_ms: int = Field(default=30_000, ge=0, alias="DB_STATEMENT_TIMEOUT_MS")
+    idle_in_transaction_timeout_ms: int = Field(
+        default=60_000, ge=0, alias="DB_IDLE_IN_TRANSACTION_TIMEOUT_MS"
+    )
     backup_dir: Path = Field(default=Path("backups"), alias="BACKUP_DIR")
     # Backup and restore (pokervod_db.backup). The lock wait bounds how long a backup or restore
     # queues behind a migration (or the other way round) before failing with one clear line.
@@ -188,7 +203,14 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_direct_url", mode="before")
+    @classmethod
+    def _empty_direct_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("database_url", "database_direct_url")
     @classmethod
     def _valid_postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
@@ -258,6 +280,15 @@ class Settings(BaseSettings):
         if self.database_url is None:
             return f"embedded PostgreSQL in {self.embedded_data_dir}"
         return mask_url(self.database_url.get_secret_value())
+
+    def direct(self) -> Settings:
+        """Settings for work that needs a real server session (migrations, backup and restore,
+        the maintenance lock, LISTEN): ``DATABASE_DIRECT_URL`` when set, else these."""
+        if self.database_direct_url is None:
+            return self
+        return self.model_copy(
+            update={"database_url": self.database_direct_url, "pgbouncer": False}
+        )
 
     def with_url(self, url: str | URL) -> Settings:
         """A copy of these settings pointing at another URL (used by the embedded server and tests)."""

@@ -121,9 +121,22 @@ _SCHEMA_OBJECT_WORDS = {
     "FK CONSTRAINT": 4,
     "STATISTICS DATA": 3,
 }
-# The one function and the triggers migration 001 creates (see its `set_updated_at`).
-_OUR_FUNCTIONS = {"set_updated_at()"}
+# The functions and triggers our migrations create: 001's `set_updated_at`, and the tag-link
+# triggers of 005_tag_link_created_at ((table, trigger) pairs).
+_OUR_FUNCTIONS = {
+    "set_updated_at()",
+    "hand_clip_tags_copy_clip()",
+    "hand_clips_to_tag_links()",
+    "tag_clip_counts_apply()",
+}
 _OUR_TRIGGER = re.compile(r"^trg_(?P<table>[a-z_]+)_updated_at$")
+_OUR_OTHER_TRIGGERS = {
+    ("hand_clip_tags", "hand_clip_tags_copy_clip"),
+    ("hand_clips", "hand_clips_to_tag_links"),
+    ("hand_clip_tags", "tag_clip_counts_insert"),
+    ("hand_clip_tags", "tag_clip_counts_delete"),
+    ("hand_clip_tags", "tag_clip_counts_update"),
+}
 
 
 @dataclass(frozen=True)
@@ -224,10 +237,12 @@ def data_only_problem(toc: TocInfo) -> str | None:
         elif e.desc == "TRIGGER":
             trigger = _OUR_TRIGGER.match(w[2]) if len(w) == 4 else None
             ok = (
-                trigger is not None
+                len(w) == 4
                 and w[0] == SCHEMA
-                and w[1] in tables
-                and trigger["table"] == w[1]
+                and (
+                    (trigger is not None and w[1] in tables and trigger["table"] == w[1])
+                    or (w[1], w[2]) in _OUR_OTHER_TRIGGERS
+                )
             )
         else:
             ok = False

@@ -211,7 +211,7 @@ def create_backup(
     return result
 
 
-def backup_locked(
+def backup_locked(  # noqa: C901 (being changed on other branches; split once they landed)
     settings: Settings,
     conn: Connection,
     *,

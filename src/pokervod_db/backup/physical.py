@@ -180,12 +180,14 @@ def create_physical_backup(settings: Settings, *, full: bool = False) -> Physica
         note = "full: incremental backups need PostgreSQL 17+ with summarize_wal = on"
         parent = None
     started = time.perf_counter()
-    path = _take(settings, root, parent)
-    if path is None:  # the incremental was refused (WAL summaries missing): take a full one
+    taken = _take(settings, root, parent)
+    if taken is None:  # the incremental was refused (WAL summaries missing): take a full one
         note = "full: the server has no WAL summaries back to the previous backup"
         parent = None
-        path = _take(settings, root, None)
-    assert path is not None
+        taken = _take(settings, root, None)
+    if taken is None:
+        raise BackupError("the base backup failed: pg_basebackup refused a full backup")
+    path = taken
     duration = time.perf_counter() - started
     finished = datetime.now(UTC)
     verified = False

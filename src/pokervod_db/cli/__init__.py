@@ -45,7 +45,7 @@ import typer
 
 from pokervod_db.errors import PokervodDBError
 
-from . import backup, inspect, migrations, replica, serve, server
+from . import backup, inspect, migrations, replica, roles, serve, server
 from .render import failed
 
 app = typer.Typer(
@@ -68,6 +68,7 @@ app.add_typer(backup.backup_app, name="backup")
 app.add_typer(replica.app, name="replica")
 _include(inspect.app)
 _include(serve.app)
+app.add_typer(roles.app, name="roles")
 
 
 def main() -> None:

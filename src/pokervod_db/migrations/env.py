@@ -80,7 +80,13 @@ def _record_step(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
 
 
 def _run(connection: Connection, settings: Settings) -> None:
-    connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+    # Only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when
+    # the schema exists, and an application role (pokervod_app) must be able to run
+    # `upgrade head` on a database that is already at head.
+    if not connection.execute(
+        text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": SCHEMA}
+    ).first():
+        connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
     # Session-wide: applies to every migration transaction that follows.
     connection.execute(text(f"SET lock_timeout = {settings.statement_lock_timeout_ms}"))
     connection.commit()

@@ -1,4 +1,4 @@
-"""factory_boy factories for the eleven models (PRD 11.2), for our tests and the other blocks'.
+"""factory_boy factories for the eleven models, for our tests and the other blocks'.
 
 Sessions are async and factory_boy is synchronous, so ``create()`` only *adds* the object (and
 the parents it needs) to the bound session (``sqlalchemy_session_persistence=None``); the test

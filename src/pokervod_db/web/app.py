@@ -56,12 +56,15 @@ class Redactor:
         self.secrets: list[str] = []
 
     def learn(self, settings: Settings) -> None:
-        if settings.database_url is None:
-            return
-        password = settings.url().password
-        if password:
-            found = {str(password), quote(str(password), safe=""), quote(str(password))}
-            self.secrets = sorted((s for s in found if s), key=len, reverse=True)
+        """Learn the passwords of ``DATABASE_URL`` and of every ``DATABASE_REPLICA_URLS`` entry."""
+        urls = [settings.url()] if settings.database_url is not None else []
+        urls += settings.replica_url_list()
+        found: set[str] = set()
+        for url in urls:
+            if url.password:
+                password = str(url.password)
+                found |= {password, quote(password, safe=""), quote(password)}
+        self.secrets = sorted((s for s in found if s), key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
@@ -72,7 +75,7 @@ class Redactor:
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
-def create_app(
+def create_app(  # noqa: C901 (the routes are closures over one database; new on the serve branch)
     settings: Settings,
     *,
     collect_interval_s: float = 5.0,

@@ -11,7 +11,7 @@ import pytest
 from pokervod_db import backup
 from pokervod_db.backup.archive import TEMP_PREFIX
 from pokervod_db.settings import Settings
-from tests.backup_support import (
+from tests.backup.support import (
     all_rows,
     change_data,
     env_for,

@@ -1,4 +1,4 @@
-"""Retention and listing on synthetic backups with chosen timestamps (no database needed)."""
+"""Retention and listing on synthetic backups with chosen timestamps, and prune on real archives."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from pokervod_db import backup
 from pokervod_db.backup import list_backups, prune_backups
 from pokervod_db.backup.archive import (
     ArchiveKind,
     Manifest,
     Verification,
+    manifest_path,
+    read_manifest,
     stem_for,
     write_manifest,
 )
@@ -22,7 +25,7 @@ NOW = datetime(2025, 12, 11, 12, 0, tzinfo=UTC)  # a Thursday
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, BACKUP_DIR=tmp_path)  # type: ignore[call-arg]
+    return Settings(_env_file=None, BACKUP_DIR=tmp_path)
 
 
 def _fake(directory: Path, moment: datetime, *, verified: bool | None = None) -> str:
@@ -137,3 +140,33 @@ def test_age_of_the_newest_verified_backup(tmp_path: Path) -> None:
     _fake(tmp_path, NOW - timedelta(days=1), verified=False)
     _fake(tmp_path, NOW - timedelta(hours=1))
     assert newest_verified_age_s(settings, now=NOW) == timedelta(days=3).total_seconds()
+
+
+@pytest.mark.slow
+def test_prune_on_real_archives_deletes_archive_and_manifest_and_keeps_the_rest_restorable(
+    db_settings: Settings, tmp_path: Path
+) -> None:
+    """Real pg_dump archives, moved to chosen days: what prune keeps still passes every check a
+    restore makes before touching the database; what it deletes is gone with its manifest."""
+    settings = db_settings.model_copy(update={"backup_dir": tmp_path / "backups"})
+    days = [NOW - timedelta(days=n) for n in (3, 2, 1)]
+    archives = []
+    for moment in days:
+        made = backup.create_backup(settings, upload=False)
+        manifest = read_manifest(made.file)
+        moved = made.file.with_name(stem_for(moment) + ArchiveKind(made.kind).suffix)
+        made.file.rename(moved)
+        made.manifest_file.unlink()
+        manifest.archive, manifest.started_at = moved.name, moment
+        write_manifest(moved, manifest)
+        archives.append(moved)
+    oldest, middle, newest = archives
+    assert backup.verify_backup(settings, middle).ok  # the newest verified one
+
+    result = prune_backups(settings, keep_daily=1, keep_weekly=0)
+
+    assert [b.name for b in result.deleted] == [oldest.name.split(".")[0]]
+    assert not oldest.exists() and not manifest_path(oldest).exists()
+    for kept in (middle, newest):
+        assert backup.check_archive(settings, kept).manifest.archive == kept.name
+    assert {b.file for b in list_backups(settings)} == {middle, newest}

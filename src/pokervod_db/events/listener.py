@@ -1,10 +1,5 @@
-"""Agent events: their types, the in-process bus, and delivery to other processes.
-
-An `Event` is published in-process on an `EventBus` and, when it reports work, stored in
-``pokervod.agent_events`` by `store_event` in the transaction of that work, with a ``NOTIFY`` on
-`CHANNEL`. PostgreSQL delivers the notification at commit, so other processes hear only about
-committed work; `listen` reads the table on each notification and catches up by id after a
-restart (at-least-once across runs, in id order, never twice within one run).
+"""Delivery to other processes: `listen` follows the stored events, `read_events` reads
+them once.
 
 Ids come from an identity sequence and are assigned at insert time, not commit time, so a
 transaction holding id 10 may commit after one holding id 11. A reader that moved past 11 would
@@ -23,302 +18,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import logging
 import time
-import uuid
-from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from decimal import Decimal
-from enum import StrEnum
-from pathlib import PurePath
+from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pokervod_db import embedded
 from pokervod_db.errors import DatabaseUnavailableError, MigrationError, SQLState, sqlstate
+from pokervod_db.events.event import Event
+from pokervod_db.events.store import CHANNEL, EVENT_ID_SEQUENCE, EVENT_WRITER_LOCK_KEY
 from pokervod_db.settings import SCHEMA, Settings
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "pokervod_events"
-"""The ``LISTEN``/``NOTIFY`` channel; the payload is the stored event's id only (NOTIFY is
-limited to 8000 bytes, the table holds the event)."""
 
-ALL = "*"
-"""Subscribe to this to receive every event."""
-
-# The shared advisory lock every event writer holds until its transaction ends ("pokevnts").
-EVENT_WRITER_LOCK_KEY = 0x706F6B65766E7473
-
-
-class EventType(StrEnum):
-    """Event types of block G. Other blocks may use their own strings (``"nas.scan.completed"``)."""
-
-    DB_MIGRATION_COMPLETED = "db.migration.completed"
-    DB_BACKUP_COMPLETED = "db.backup.completed"
-    DB_RESTORE_COMPLETED = "db.restore.completed"
-    DB_HEALTH_CHANGED = "db.health.changed"
-    SYSTEM_ERROR = "system.error"
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID | PurePath | Decimal):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def to_json(value: Any) -> str:
-    """JSON text of an event, payload or result (datetimes as ISO 8601, UUIDs and paths as text)."""
-    return json.dumps(value, default=_json_default, ensure_ascii=False)
-
-
-def error_payload(error: BaseException, *, operation: str, **extra: Any) -> dict[str, Any]:
-    """The payload of a ``system.error`` event: what failed, the one-line error and its class."""
-    return {
-        "operation": operation,
-        "error": str(error) or type(error).__name__,
-        "error_type": type(error).__name__,
-        **extra,
-    }
-
-
-def _uuid_or_none(value: Any) -> uuid.UUID | None:
-    if value is None or isinstance(value, uuid.UUID):
-        return value
-    return uuid.UUID(str(value))
-
-
-@dataclass(frozen=True)
-class Event:
-    """One thing that happened, as published on the bus and stored in ``agent_events``.
-
-    ``payload`` is normalised to plain JSON values on creation, so an event always survives a
-    trip through JSON or the database unchanged. ``id`` is the stored sequence id (None until
-    stored); ``event_id`` identifies the event everywhere, also before it is stored.
-    """
-
-    type: str
-    payload: Mapping[str, Any] = field(default_factory=dict)
-    source_block: str = "unknown"
-    timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
-    correlation_id: uuid.UUID | None = None
-    parent_event_id: uuid.UUID | None = None
-    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
-    id: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.timestamp.tzinfo is None or self.timestamp.utcoffset() is None:
-            raise ValueError("Event.timestamp must be timezone-aware")
-        known = {t.value: t for t in EventType}
-        object.__setattr__(self, "type", known.get(str(self.type), str(self.type)))
-        object.__setattr__(self, "payload", json.loads(to_json(dict(self.payload))))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: ``type, payload, timestamp, source_block, correlation_id, id, event_id,
-        parent_event_id`` (timestamps ISO 8601, ids as text, ``id`` an integer or null)."""
-        return {
-            "type": str(self.type),
-            "payload": dict(self.payload),
-            "timestamp": self.timestamp.isoformat(),
-            "source_block": self.source_block,
-            "correlation_id": str(self.correlation_id) if self.correlation_id else None,
-            "id": self.id,
-            "event_id": str(self.event_id),
-            "parent_event_id": str(self.parent_event_id) if self.parent_event_id else None,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Event:
-        """The inverse of `to_dict` (also accepts ``datetime`` and `uuid.UUID` values)."""
-        timestamp = data["timestamp"]
-        if not isinstance(timestamp, datetime):
-            timestamp = datetime.fromisoformat(str(timestamp))
-        event_id = _uuid_or_none(data.get("event_id"))
-        raw_id = data.get("id")
-        return cls(
-            type=str(data["type"]),
-            payload=data.get("payload") or {},
-            source_block=str(data.get("source_block") or "unknown"),
-            timestamp=timestamp,
-            correlation_id=_uuid_or_none(data.get("correlation_id")),
-            parent_event_id=_uuid_or_none(data.get("parent_event_id")),
-            event_id=event_id or uuid.uuid4(),
-            id=int(raw_id) if raw_id is not None else None,
-        )
-
-
-Handler = Callable[[Event], Awaitable[None] | None]
-
-
-class EventBus:
-    """In-process publish/subscribe with concurrent handlers and a bounded history.
-
-    A handler that raises is logged and reported as a ``system.error`` event; the emitter and the
-    other handlers carry on. A failing ``system.error`` handler is only logged (no loop).
-    """
-
-    def __init__(self, *, history_size: int = 1000) -> None:
-        self._handlers: defaultdict[str, list[Handler]] = defaultdict(list)
-        self._history: deque[Event] = deque(maxlen=history_size)
-
-    def subscribe(self, event_type: str, handler: Handler) -> Callable[[], None]:
-        """Call ``handler`` for events of ``event_type`` (or `ALL`); returns an unsubscriber."""
-        self._handlers[str(event_type)].append(handler)
-
-        def unsubscribe() -> None:
-            self.unsubscribe(event_type, handler)
-
-        return unsubscribe
-
-    def unsubscribe(self, event_type: str, handler: Handler) -> bool:
-        """Remove a subscription; False if it was not there."""
-        handlers = self._handlers.get(str(event_type), [])
-        if handler in handlers:
-            handlers.remove(handler)
-            return True
-        return False
-
-    def history(self, event_type: str | None = None) -> list[Event]:
-        """The most recent events, oldest first (optionally of one type)."""
-        return [e for e in self._history if event_type is None or e.type == event_type]
-
-    async def emit(self, event: Event) -> None:
-        """Run every matching handler concurrently and wait for them all."""
-        self._history.append(event)
-        handlers = [*self._handlers.get(str(event.type), ()), *self._handlers.get(ALL, ())]
-        if not handlers:
-            return
-        results = await asyncio.gather(
-            *(self._call(h, event) for h in handlers), return_exceptions=True
-        )
-        for handler, result in zip(handlers, results, strict=True):
-            if isinstance(result, Exception | asyncio.CancelledError):
-                await self._report(handler, event, result)
-            elif isinstance(result, BaseException):
-                raise result
-
-    @staticmethod
-    async def _call(handler: Handler, event: Event) -> None:
-        result = handler(event)
-        if inspect.isawaitable(result):
-            await result
-
-    async def _report(self, handler: Handler, event: Event, error: BaseException) -> None:
-        name = getattr(handler, "__qualname__", repr(handler))
-        log.error(
-            "event handler %s failed on %s: %s",
-            name,
-            event.type,
-            error,
-            exc_info=(type(error), error, error.__traceback__),
-        )
-        if event.type == EventType.SYSTEM_ERROR:
-            return
-        await self.emit(
-            Event(
-                type=EventType.SYSTEM_ERROR,
-                payload=error_payload(
-                    error,
-                    operation="event handler",
-                    handler=name,
-                    event_type=str(event.type),
-                    event_id=str(event.event_id),
-                ),
-                source_block=event.source_block,
-                correlation_id=event.correlation_id,
-                parent_event_id=event.event_id,
-            )
-        )
-
-
-# --- durable storage --------------------------------------------------------------------------
-
-_LOCK_AND_XID = text(
-    "SELECT pg_advisory_xact_lock_shared(:key)::text, (pg_current_xact_id()::text)::bigint"
-)
-_INSERT = text(
-    f"WITH ins AS ("
-    f" INSERT INTO {SCHEMA}.agent_events"
-    f" (event_id, type, payload, source_block, correlation_id, parent_event_id, txid, created_at)"
-    f" VALUES (:event_id, :type, CAST(:payload AS jsonb), :source_block, :correlation_id,"
-    f" :parent_event_id, :txid, :created_at) RETURNING id)"
-    f" SELECT id, pg_notify(:channel, id::text)::text FROM ins"
-)
-
-
-async def store_event(executor: AsyncSession | AsyncConnection, event: Event) -> Event:
-    """Insert ``event`` and queue its ``NOTIFY`` in the caller's transaction; returns it with ``id``.
-
-    Nothing is visible to other processes until the caller commits (the work and the event
-    commit together, or neither). Publish on the in-process bus only after that commit.
-    """
-    # The lock and the transaction id come first, before the identity draws the id: `listen`
-    # relies on every writer of an id being visible as a lock holder (see the module doc).
-    row = (await executor.execute(_LOCK_AND_XID, {"key": EVENT_WRITER_LOCK_KEY})).one()
-    stored_id = (
-        await executor.execute(
-            _INSERT,
-            {
-                "event_id": event.event_id,
-                "type": str(event.type),
-                "payload": to_json(dict(event.payload)),
-                "source_block": event.source_block,
-                "correlation_id": event.correlation_id,
-                "parent_event_id": event.parent_event_id,
-                "txid": int(row[1]),
-                "created_at": event.timestamp,
-                "channel": CHANNEL,
-            },
-        )
-    ).scalar_one()
-    return replace(event, id=int(stored_id))
-
-
-# --- ids across a restore ---------------------------------------------------------------------
-
-_SEQUENCE = f"pg_get_serial_sequence('{SCHEMA}.agent_events', 'id')"
-
-
-def last_event_id(conn: Connection) -> int:
-    """The last event id drawn in this database (0 if none); read it before a restore."""
-    value = conn.execute(
-        text(f"SELECT coalesce(pg_sequence_last_value({_SEQUENCE}::regclass), 0)")
-    ).scalar_one()
-    return int(value)
-
-
-def keep_event_ids_after(conn: Connection, last_id: int) -> int:
-    """After a restore, make new event ids continue above ``last_id`` (read before it).
-
-    A restore brings back the identity sequence of the backup; without this, new events would
-    reuse ids that listeners have already passed, and they would never see them. Returns the
-    sequence value now in force. The caller commits.
-    """
-    value = conn.execute(
-        text(
-            f"SELECT setval({_SEQUENCE}, greatest(:last, "
-            f"coalesce(pg_sequence_last_value({_SEQUENCE}::regclass), 0), "
-            f"(SELECT coalesce(max(id), 0) FROM {SCHEMA}.agent_events), 1))"
-        ),
-        {"last": last_id},
-    ).scalar_one()
-    return int(value)
-
-
-# --- cross-process delivery -------------------------------------------------------------------
-
-_SEQUENCE_VALUE = f"SELECT coalesce(pg_sequence_last_value({_SEQUENCE}::regclass), 0)"
+_SEQUENCE_VALUE = f"SELECT coalesce(pg_sequence_last_value({EVENT_ID_SEQUENCE}::regclass), 0)"
 _WRITERS = (
     "SELECT coalesce(array_agg(virtualtransaction), '{}'), pg_current_snapshot()::text, "
     "coalesce(array_agg(pid), '{}') FROM pg_locks "
@@ -397,7 +115,7 @@ class _Cursor:
         fast = time.monotonic() - self.waiting_since < 5.0
         return min(0.2, poll_interval) if fast else poll_interval
 
-    async def deliver(self, conn: Any) -> AsyncIterator[Event]:
+    async def deliver(self, conn: Any) -> AsyncIterator[Event]:  # noqa: C901 (the horizon rules in one place; reliability is changing it)
         """One poll: advance the horizon and yield the events up to it, in id order."""
         seq = int(await conn.fetchval(_SEQUENCE_VALUE))
         if seq < self.highest_seq:
@@ -506,7 +224,7 @@ def _table_missing(exc: BaseException) -> bool:
     return sqlstate(exc) in {SQLState.UNDEFINED_TABLE, SQLState.INVALID_SCHEMA_NAME}
 
 
-async def listen(
+async def listen(  # noqa: C901 (replay, wait, reconnect in one loop; reliability is changing it)
     settings: Settings,
     *,
     since_id: int | None = None,
@@ -526,7 +244,7 @@ async def listen(
     ``on_connected(last_id)`` is called after each (re)connection's first read: from then on,
     every committed event will be delivered.
     """
-    settings = await asyncio.to_thread(embedded.start, settings)
+    settings = (await asyncio.to_thread(embedded.start, settings)).direct()  # LISTEN: a session
     cursor = _Cursor(last_seen=since_id, types=sorted({str(t) for t in types}) if types else None)
     retryable = _retryable()
     connected_once = False  # a connection succeeded: later failures are retried
@@ -612,7 +330,7 @@ async def read_events(
     Waits at most ``wait_s`` for event writers that were running at the call to finish; what is
     final by then is returned (the rest comes with the next call from the last returned id).
     """
-    settings = await asyncio.to_thread(embedded.start, settings)
+    settings = (await asyncio.to_thread(embedded.start, settings)).direct()  # LISTEN: a session
     cursor = _Cursor(last_seen=since_id, types=sorted({str(t) for t in types}) if types else None)
     try:
         conn = await _connect(settings, "pokervod-db events")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,10 +24,12 @@ def settings(db_settings: Settings, tmp_path: Path) -> Settings:
     return db_settings.model_copy(update={"backup_dir": tmp_path / "backups"})
 
 
-def _backup_paused_in_dump(settings: Settings) -> tuple[threading.Thread, threading.Event, dict]:
+def _backup_paused_in_dump(
+    settings: Settings,
+) -> tuple[threading.Thread, threading.Event, dict[str, Any]]:
     """Start a backup in a thread that stops inside pg_dump's work until released."""
     paused, release = threading.Event(), threading.Event()
-    outcome: dict = {}
+    outcome: dict[str, Any] = {}
 
     def progress(step: backup.Progress) -> None:
         if step.phase == "dump" and step.tables_done >= 1 and not paused.is_set():
@@ -49,7 +52,7 @@ def _backup_paused_in_dump(settings: Settings) -> tuple[threading.Thread, thread
 def test_migration_waits_for_a_running_backup_then_runs(settings: Settings) -> None:
     before = migrate.current(settings)
     thread, release, outcome = _backup_paused_in_dump(settings)
-    migrated: dict = {}
+    migrated: dict[str, Any] = {}
 
     def upgrade() -> None:
         s = settings.model_copy(update={"migration_lock_timeout_s": 60})

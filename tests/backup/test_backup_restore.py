@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from pokervod_db.backup.archive import read_manifest
 from pokervod_db.backup.tools import find_tools
 from pokervod_db.errors import BackupError
 from pokervod_db.settings import Settings
-from tests.backup_support import all_rows, change_data, connect, fill, schemas
+from tests.backup.support import all_rows, change_data, connect, fill, schemas
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +129,7 @@ def test_archive_of_another_schema_is_refused(filled: Settings, good, tmp_path: 
     env["PGPASSWORD"] = filled.url().password or ""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    params = conninfo_to_dict(filled.libpq_url())
+    params: dict[str, Any] = conninfo_to_dict(filled.libpq_url())
     params.pop("password", None)
     subprocess.run(
         [

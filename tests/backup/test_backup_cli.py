@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import os
 import pty
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from pokervod_db.settings import Settings
-from tests.backup_support import ENTITY_AND_LINK_TABLES, all_rows, change_data
+from tests.backup.support import ENTITY_AND_LINK_TABLES, all_rows, change_data
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).with_name("pokervod-db"))
 
 
@@ -88,7 +90,11 @@ def test_restore_asks_on_a_terminal_and_no_changes_nothing(
             stderr=follower,
         )
         output = b""
+        deadline = time.monotonic() + 60  # bounded: a missing prompt fails, never hangs
         while b"?" not in output:
+            remaining = deadline - time.monotonic()
+            ready, _, _ = select.select([leader], [], [], max(0.0, remaining))
+            assert ready, f"no confirmation prompt within 60 s; got {output!r}"
             output += os.read(leader, 4096)
         os.write(leader, b"n\n")
         assert proc.wait(timeout=60) == 1

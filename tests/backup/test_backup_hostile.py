@@ -22,7 +22,7 @@ from pokervod_db.backup.load import _DataReader
 from pokervod_db.backup.tools import find_tools
 from pokervod_db.errors import BackupError
 from pokervod_db.settings import SCHEMA, Settings
-from tests.backup_support import all_rows, change_data, connect, fill, schemas
+from tests.backup.support import all_rows, change_data, connect, fill, schemas
 
 pytestmark = pytest.mark.slow
 

@@ -97,7 +97,8 @@ def test_point_in_time_restore_keeps_exactly_the_rows_committed_before_the_time(
     assert "BEFORE1" in codes and "BEFORE2" in codes
     assert "AFTER1" not in codes and "AFTER2" not in codes
     assert set(before_restore) - set(codes) == {"AFTER1", "AFTER2"}
-    assert result.old_data_dir.is_dir() and (result.old_data_dir / "PG_VERSION").exists()
+    assert result.old_data_dir is not None and result.old_data_dir.is_dir()
+    assert (result.old_data_dir / "PG_VERSION").exists()
     assert result.timeline >= 2 and "revision" in result.checked
     # The restored server runs without recovery settings left behind.
     assert scalar(_url(configured), "SELECT pg_is_in_recovery()") is False
@@ -163,7 +164,7 @@ def test_prune_keeps_the_wal_that_kept_base_backups_need(archived: tuple[Setting
 
 
 def test_restore_physical_refuses_a_server_it_does_not_run() -> None:
-    external = Settings(_env_file=None, DATABASE_URL="postgresql://u:secret@db.example:5432/x")  # type: ignore[call-arg]
+    external = Settings(_env_file=None, DATABASE_URL="postgresql://u:secret@db.example:5432/x")
     with pytest.raises(BackupError, match="only the embedded server") as err:
         physical.restore_physical(external)
     assert "secret" not in str(err.value)

@@ -6,7 +6,9 @@ import json
 import os
 import stat
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -15,7 +17,7 @@ from pokervod_db import backup
 from pokervod_db.backup.archive import ArchiveKind, read_manifest
 from pokervod_db.errors import BackupError
 from pokervod_db.settings import Settings
-from tests.backup_support import (
+from tests.backup.support import (
     ENTITY_AND_LINK_TABLES,
     all_rows,
     change_data,
@@ -132,29 +134,54 @@ async def test_verify_records_the_result_and_list_shows_it(filled: Settings) -> 
     assert left == (0,)
 
 
-async def test_backup_is_consistent_while_writers_insert(filled: Settings) -> None:
-    """The manifest's counts are those of the archive even while rows are being added."""
+def test_backup_is_consistent_while_writers_insert(filled: Settings) -> None:
+    """The manifest's counts are those of the archive's snapshot although rows are committed
+    while pg_dump runs: the test holds the dump until 20 more rows have been committed."""
     stop = threading.Event()
+    inserted = [0]
+    committed_during_dump = threading.Semaphore(0)
 
     def writer() -> None:
         with connect(filled, autocommit=True) as conn:
-            n = 0
             while not stop.is_set():
-                n += 1
                 conn.execute(
                     "INSERT INTO pokervod.players (name, name_display) VALUES (%s, %s)",
-                    (f"concurrent_{n}", "Concurrent"),
+                    (f"concurrent_{inserted[0]}", "Concurrent"),
                 )
+                inserted[0] += 1
+                committed_during_dump.release()
 
+    at_snapshot: list[int] = []
+
+    def hold_the_dump(step: backup.Progress) -> None:
+        if step.phase == "dump" and not at_snapshot:  # right after the snapshot was exported
+            at_snapshot.append(inserted[0])
+            for _ in range(20):
+                assert committed_during_dump.acquire(timeout=30), "the writer stopped"
+
+    with connect(filled) as conn:
+        before = _players(conn)
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        made = backup.create_backup(filled)
+        while inserted[0] < 5:  # the writer is running before the backup starts
+            time.sleep(0.01)
+        made = backup.create_backup(filled, progress=hold_the_dump)
     finally:
         stop.set()
         thread.join()
+    with connect(filled) as conn:
+        after = _players(conn)
+    in_archive = made.row_counts["players"]
+    assert before + 5 <= in_archive <= before + at_snapshot[0] + 1
+    assert after >= in_archive + 20  # committed during the dump, not in the archive
     # verify restores the archive and compares every count and checksum with the manifest.
     assert backup.verify_backup(filled, made.file).ok
+
+
+def _players(conn: Any) -> int:
+    row = conn.execute("SELECT count(*) FROM pokervod.players").fetchone()
+    return int(row[0])
 
 
 async def test_restore_refuses_an_archive_from_a_newer_server(filled: Settings) -> None:
@@ -198,7 +225,7 @@ def _pg15_settings(tmp_path: Path) -> tuple[Settings, str] | None:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.Error:
         return None
-    base = Settings(_env_file=None)  # type: ignore[call-arg]
+    base = Settings(_env_file=None)
     from sqlalchemy.engine import make_url
 
     return base.with_url(make_url(url).set(database=name)).model_copy(

@@ -13,7 +13,7 @@ from pokervod_db.backup import list_backups
 from pokervod_db.errors import BackupError
 from pokervod_db.events import EventType, read_events
 from pokervod_db.settings import Settings
-from tests.backup_support import all_rows, change_data
+from tests.backup.support import all_rows, change_data
 
 pytestmark = pytest.mark.slow
 
