@@ -103,7 +103,9 @@ async def test_top_statements_from_pg_stat_statements(engine: AsyncEngine) -> No
             preload = await conn.scalar(text("SELECT current_setting('shared_preload_libraries')"))
             if "pg_stat_statements" in str(preload):
                 # The embedded server preloads it; test databases are copies without the extension.
-                await conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+                await conn.execute(
+                    text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements WITH SCHEMA public")
+                )
                 await conn.commit()
                 top = await top_statements(conn, limit=50)
         if not top.available:
