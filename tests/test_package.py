@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "stats": 3,
     "backup": 3,
     "replicas": 3,
+    "roles": 3,
     "agent": 4,
     "cli": 5,
     "web": 5,
@@ -93,6 +94,7 @@ def test_imports_follow_the_layers() -> None:
         assert area in LAYERS, f"{area} has no layer: add it to LAYERS"
         for imported in _imports(path):
             target = _area(imported)
+            assert target in LAYERS, f"{target} has no layer: add it to LAYERS"
             if (str(path.relative_to(PACKAGE)), imported) in DELIBERATE:
                 continue
             if target != area and LAYERS[target] > LAYERS[area]:
