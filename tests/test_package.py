@@ -95,6 +95,7 @@ def test_imports_follow_the_layers() -> None:
         assert area in LAYERS, f"{area} has no layer: add it to LAYERS"
         for imported in _imports(path):
             target = _area(imported)
+            assert target in LAYERS, f"{target} has no layer: add it to LAYERS"
             if (str(path.relative_to(PACKAGE)), imported) in DELIBERATE:
                 continue
             if target != area and LAYERS[target] > LAYERS[area]:
