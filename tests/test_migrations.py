@@ -27,7 +27,13 @@ from pokervod_db.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = ROOT / "src" / "pokervod_db" / "migrations" / "versions"
-REVISIONS = ["001_initial_schema", "002_add_indexes", "003_agent_events", "004_query_indexes"]
+REVISIONS = [
+    "001_initial_schema",
+    "002_add_indexes",
+    "003_agent_events",
+    "004_query_indexes",
+    "006_search_rank_indexes",
+]
 HEAD = REVISIONS[-1]
 
 __all__ = [

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    func,
     text,
     true,
 )
@@ -84,6 +85,13 @@ class VideoFile(TimestampMixin, Base):
         # Newest-first lists and keyset pagination (004_query_indexes).
         # deleted_at is carried so the live filter needs no heap access (index-only scans).
         Index("ix_video_files_created_at", "created_at", "id", postgresql_include=["deleted_at"]),
+        # Search walks titles in ranking order: shortest first, newest first (006).
+        Index(
+            "ix_video_files_title_rank",
+            func.length(text("title_tsv")),
+            text("created_at DESC"),
+            text("id DESC"),
+        ),
         # Room for in-place (HOT) updates by rescans, as on nas_files (004_query_indexes).
         {"postgresql_with": {"fillfactor": 90}},
     )
@@ -147,6 +155,13 @@ class HandClip(TimestampMixin, Base):
         Index("ix_hand_clips_created_at", "created_at", "id", postgresql_include=["deleted_at"]),
         # The few soft-deleted clips, so live counts subtract them without a join on the heap.
         Index("ix_hand_clips_deleted", "id", postgresql_where=text("deleted_at IS NOT NULL")),
+        # Search walks notes in ranking order: shortest first, newest first (006).
+        Index(
+            "ix_hand_clips_notes_rank",
+            func.length(text("notes_tsv")),
+            text("created_at DESC"),
+            text("id DESC"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
