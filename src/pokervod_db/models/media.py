@@ -92,6 +92,13 @@ class VideoFile(TimestampMixin, Base):
             text("created_at DESC"),
             text("id DESC"),
         ),
+        Index(
+            "ix_video_files_title_len_gin",
+            text(
+                "(title_tsv || array_to_tsvector(ARRAY[' ' || COALESCE(length(title_tsv), 0)::text]))"
+            ),
+            postgresql_using="gin",
+        ),
         # Room for in-place (HOT) updates by rescans, as on nas_files (004_query_indexes).
         {"postgresql_with": {"fillfactor": 90}},
     )
@@ -161,6 +168,13 @@ class HandClip(TimestampMixin, Base):
             func.length(text("notes_tsv")),
             text("created_at DESC"),
             text("id DESC"),
+        ),
+        Index(
+            "ix_hand_clips_notes_len_gin",
+            text(
+                "(notes_tsv || array_to_tsvector(ARRAY[' ' || COALESCE(length(notes_tsv), 0)::text]))"
+            ),
+            postgresql_using="gin",
         ),
     )
 

@@ -9,6 +9,14 @@ first ``k`` matches of an index walk that stops early, whatever the number of ma
 - ``ix_hand_clips_notes_rank`` on hand_clips (length(notes_tsv), created_at DESC, id DESC)
 - ``ix_video_files_title_rank`` on video_files (length(title_tsv), created_at DESC, id DESC)
 
+When the shortest rows hold no match (a phrase found only in long notes), the walk would read
+many rows for nothing. The two GIN indexes index each vector plus one extra lexeme naming its
+length (``' 17'``: a space, which the parser never puts in a lexeme), so "the matches of length
+17" is one GIN search, and the lengths can be probed in order:
+
+- ``ix_hand_clips_notes_len_gin`` on hand_clips (notes_tsv || ' <length>')
+- ``ix_video_files_title_len_gin`` on video_files (title_tsv || ' <length>')
+
 They are plain indexes on the tables' own columns: every commit keeps them exact (no lag),
 a restore that creates the schema from the migrations rebuilds them, and nothing needs to be
 loaded. Built inside the migration's transaction, not ``CONCURRENTLY``, for the reason given in
@@ -33,6 +41,12 @@ SCHEMA = "pokervod"
 NEW_INDEXES = {
     "ix_hand_clips_notes_rank": "hand_clips (length(notes_tsv), created_at DESC, id DESC)",
     "ix_video_files_title_rank": "video_files (length(title_tsv), created_at DESC, id DESC)",
+    "ix_hand_clips_notes_len_gin": (
+        "hand_clips USING gin ((notes_tsv || array_to_tsvector(ARRAY[' ' || COALESCE(length(notes_tsv), 0)::text])))"
+    ),
+    "ix_video_files_title_len_gin": (
+        "video_files USING gin ((title_tsv || array_to_tsvector(ARRAY[' ' || COALESCE(length(title_tsv), 0)::text])))"
+    ),
 }
 
 _LINT_EXCEPTION = (
