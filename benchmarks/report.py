@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks import search_quality
+
 
 def _mark(met: bool | None) -> str:
     return "–" if met is None else ("yes" if met else "**no**")
@@ -108,4 +110,6 @@ def markdown(r: dict[str, Any]) -> str:
         + ", ".join(f"{k}={v}" for k, v in r["postgres"]["settings"].items()),
         "",
     ]
+    if "search_quality" in r:
+        lines += search_quality.markdown(r["search_quality"])
     return "\n".join(lines)

@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks import ops, reads, writes
+from benchmarks import ops, reads, search_quality, writes
 from benchmarks.generate import GENERATOR_VERSION, generate
 from benchmarks.report import markdown
 from benchmarks.scales import SCALES, Scale
@@ -120,6 +120,10 @@ async def run_benchmark(
     try:
         log(f"read queries ({runs or scale.runs} runs each) …")
         read_results, chosen = await reads.time_reads(factory, runs=runs or scale.runs, log=log)
+        log("search quality …")
+        quality = await search_quality.time_search_quality(
+            factory, runs=min(runs or scale.runs, search_quality.RUNS), log=log
+        )
         log("ingest …")
         write_results = await writes.time_writes(
             engine,
@@ -150,6 +154,7 @@ async def run_benchmark(
         "generation": generation,
         "parameters": chosen,
         "reads": read_results,
+        "search_quality": quality,
         "ingest": write_results,
         "migration": migration,
         "backup_restore": backup,
