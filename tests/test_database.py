@@ -11,14 +11,8 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pokervod_db import models
-from pokervod_db.database import (
-    CatalogTreeResult,
-    Database,
-    SeasonFailure,
-    create_catalog_tree,
-    get_db,
-    transaction,
-)
+from pokervod_db.catalog import CatalogTreeResult, SeasonFailure, create_catalog_tree
+from pokervod_db.database import Database, get_db, transaction
 from pokervod_db.errors import (
     ConstraintViolationError,
     DuplicateError,
@@ -294,7 +288,9 @@ async def test_orm_bulk_update_statement_moves_updated_at(session: AsyncSession)
 # --- get_db, transaction, Database --------------------------------------------------------------
 
 
-async def test_get_db_commits_when_the_request_succeeds(session_factory: async_sessionmaker):
+async def test_get_db_commits_when_the_request_succeeds(
+    session_factory: async_sessionmaker[AsyncSession],
+):
     agen = get_db(session_factory)
     s = await agen.__anext__()
     s.add(models.Player(name="committed"))
@@ -304,7 +300,9 @@ async def test_get_db_commits_when_the_request_succeeds(session_factory: async_s
         assert await _count(check, models.Player) == 1
 
 
-async def test_get_db_rolls_back_when_the_request_fails(session_factory: async_sessionmaker):
+async def test_get_db_rolls_back_when_the_request_fails(
+    session_factory: async_sessionmaker[AsyncSession],
+):
     agen = get_db(session_factory)
     s = await agen.__anext__()
     s.add(models.Player(name="lost"))
@@ -316,7 +314,7 @@ async def test_get_db_rolls_back_when_the_request_fails(session_factory: async_s
 
 
 async def test_transaction_commits_on_success_and_rolls_back_on_error(
-    session_factory: async_sessionmaker,
+    session_factory: async_sessionmaker[AsyncSession],
 ):
     async with transaction(session_factory) as s:
         s.add(models.Player(name="kept"))
@@ -341,7 +339,9 @@ async def test_database_object_exposes_get_db_and_transaction(db_settings: Setti
         await database.dispose()
 
 
-async def test_objects_stay_readable_after_commit(session_factory: async_sessionmaker):
+async def test_objects_stay_readable_after_commit(
+    session_factory: async_sessionmaker[AsyncSession],
+):
     async with transaction(session_factory) as s:
         player = models.Player(name="readable")
         s.add(player)
@@ -349,11 +349,11 @@ async def test_objects_stay_readable_after_commit(session_factory: async_session
     assert player.name == "readable" and player.is_active is True
 
 
-# --- create_catalog_tree (savepoints, PRD 6.2) --------------------------------------------------
+# --- create_catalog_tree (a savepoint per season) --------------------------------------------------
 
 
 async def test_create_catalog_tree_keeps_good_seasons_and_reports_the_bad_one(
-    session_factory: async_sessionmaker,
+    session_factory: async_sessionmaker[AsyncSession],
 ):
     reported: list[SeasonFailure] = []
     tree = {
@@ -379,7 +379,7 @@ async def test_create_catalog_tree_keeps_good_seasons_and_reports_the_bad_one(
 
 
 async def test_create_catalog_tree_reports_every_bad_season_and_keeps_project_usable(
-    session_factory: async_sessionmaker,
+    session_factory: async_sessionmaker[AsyncSession],
 ):
     tree = {
         "project": {"code": "HCL", "name": "Hustler"},
@@ -400,7 +400,7 @@ async def test_create_catalog_tree_reports_every_bad_season_and_keeps_project_us
 
 
 async def test_create_catalog_tree_with_a_duplicate_project_raises_duplicate_error(
-    session_factory: async_sessionmaker,
+    session_factory: async_sessionmaker[AsyncSession],
 ):
     async with transaction(session_factory) as s:
         s.add(models.Project(code="GOG", name="first"))
@@ -445,7 +445,7 @@ async def test_check_connection_to_a_server_that_never_answers_fails_in_one_line
         listener.bind(("127.0.0.1", 0))
         listener.listen(4)  # accepted by the kernel, never answered
         port = listener.getsockname()[1]
-        settings = Settings(  # type: ignore[call-arg]
+        settings = Settings(
             _env_file=None,
             DATABASE_URL=f"postgresql://u:pw@127.0.0.1:{port}/db",
             DB_CONNECT_TIMEOUT=1,
@@ -457,3 +457,13 @@ async def test_check_connection_to_a_server_that_never_answers_fails_in_one_line
         finally:
             await engine.dispose()
     assert "timed out" in str(info.value) and ":***@127.0.0.1" in str(info.value)
+
+
+def test_catalog_tree_names_are_still_importable_from_database() -> None:
+    import pokervod_db.catalog as catalog
+    import pokervod_db.database as database
+
+    for name in ("create_catalog_tree", "CatalogTreeResult", "SeasonFailure"):
+        assert getattr(database, name) is getattr(catalog, name)
+    with pytest.raises(AttributeError):
+        _ = database.no_such_name

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -17,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pokervod_db.database import create_engine, create_sync_engine
 from pokervod_db.events import (
     ALL,
+    EVENT_WRITER_LOCK_KEY,
     Event,
     EventBus,
     EventType,
@@ -205,7 +208,7 @@ async def test_stored_event_is_notified_at_commit_only(
     assert row["type"] == "test.event" and row["txid"] > 0
 
 
-async def _row(engine: AsyncEngine, event_id: int) -> dict[str, object]:
+async def _row(engine: AsyncEngine, event_id: int) -> dict[str, Any]:
     async with engine.connect() as conn:
         row = (
             (
@@ -251,6 +254,49 @@ async def test_earlier_id_committed_later_is_delivered_first(
             await newer_tx.commit()
         got = await _take(queue, 2)
     assert [e.id for e in got] == [first.id, second.id]
+
+
+async def test_listener_rereads_promptly_when_the_writer_it_waits_on_ends_without_notify(
+    db_settings: Settings, engine: AsyncEngine
+) -> None:
+    """A writer's NOTIFY can be read while that writer still holds the lock (it is queued
+    before the lock is released), and a writer that rolls back sends none: the listener must
+    then find out by itself, within milliseconds, that the writer it waits on has ended."""
+    async with _listening(db_settings, since_id=None) as (queue, _):
+        async with engine.connect() as holder:
+            holder_tx = await holder.begin()  # an event writer that will send no notification
+            await store_event(holder, _event(0))  # a lower id, never committed
+            stored = await _emit(engine, _event(1))  # its NOTIFY wakes the listener now
+            await _nothing_more(queue, 0.05)  # held back: the lower id may still commit
+            await holder_tx.rollback()
+            ended = time.monotonic()
+        (got,) = await _take(queue, 1)
+        latency = time.monotonic() - ended
+    assert got.id == stored.id
+    # The safety-net poll alone would take 0.15-0.2 s here (fast poll 0.2 s after the wake).
+    assert latency < 0.1, f"delivered {latency * 1000:.0f} ms after the last writer ended"
+
+
+async def test_committed_event_is_not_held_back_by_a_writer_of_a_higher_id(
+    db_settings: Settings, engine: AsyncEngine
+) -> None:
+    """Only writers that may hold a lower id can delay an event: with 32 writers, waiting for
+    every running writer made delivery take as long as the slowest transaction."""
+    async with _listening(db_settings, since_id=None) as (queue, _):
+        async with engine.connect() as slow:
+            slow_tx = await slow.begin()
+            await slow.execute(
+                text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": EVENT_WRITER_LOCK_KEY}
+            )
+            first = await _emit(engine, _event(1))
+            later = await store_event(slow, _event(2))  # a higher id, still uncommitted
+            assert first.id is not None and later.id is not None and later.id > first.id
+            (got,) = await _take(queue, 1, wait_s=5)  # while the slow writer still runs
+            assert got.id == first.id
+            await slow_tx.commit()
+        (got_later,) = await _take(queue, 1)
+        await _nothing_more(queue, 0.5)
+    assert got_later.id == later.id
 
 
 async def test_stopped_listener_catches_up_in_order_without_duplicates(
@@ -305,13 +351,16 @@ async def test_listener_filters_types(db_settings: Settings, engine: AsyncEngine
     assert got.id == wanted.id
 
 
-async def test_listener_reconnects_after_its_connection_is_killed(
+async def test_listener_reconnects_after_its_connection_is_killed_and_resumes_after_the_last(
     db_settings: Settings, engine: AsyncEngine
 ) -> None:
     async with _listening(db_settings, application_name="pokervod-db test-listener") as (
         queue,
         task,
     ):
+        before = await _emit(engine, _event(0))
+        (got,) = await _take(queue, 1)  # the killed connection was the one delivering
+        assert got.id == before.id
         async with engine.begin() as conn:
             killed = (
                 await conn.execute(
@@ -322,14 +371,16 @@ async def test_listener_reconnects_after_its_connection_is_killed(
                 )
             ).scalar_one()
         assert killed == 1
-        after = await _emit(engine, _event(1))
-        (got,) = await _take(queue, 1, wait_s=15)
-        assert got.id == after.id
+        while_down = await _emit(engine, _event(1))  # committed before the listener is back
+        after = await _emit(engine, _event(2))
+        delivered = await _take(queue, 2, wait_s=15)
+        assert [e.id for e in delivered] == [while_down.id, after.id]  # none lost, none twice
+        await _nothing_more(queue, 0.5)
         assert not task.done()
 
 
 async def test_listen_fails_in_one_line_when_the_server_is_unreachable() -> None:
-    settings = Settings(_env_file=None, DATABASE_URL="postgresql://u@127.0.0.1:1/x")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, DATABASE_URL="postgresql://u@127.0.0.1:1/x")
     from pokervod_db.errors import DatabaseUnavailableError
 
     with pytest.raises(DatabaseUnavailableError, match="cannot listen for events"):

@@ -46,6 +46,10 @@ async def test_healthy_database_reports_every_check(db_settings: Settings) -> No
         "pool",
         "slow queries",
         "backup",
+        "replicas",
+        "replication slots",
+        "archiver",
+        "indexes",
     ]
     data = json.loads(json.dumps(report.to_dict()))
     assert data["healthy"] is True and data["pool"]["in_use"] == report.pool.in_use
@@ -81,7 +85,7 @@ async def test_drift_makes_the_database_unhealthy(db_settings: Settings) -> None
     ids=["refused", "blackhole"],
 )
 async def test_unreachable_server_is_unhealthy_within_seconds(url: str) -> None:
-    settings = Settings(_env_file=None, DATABASE_URL=url, DB_CONNECT_TIMEOUT=1.5)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, DATABASE_URL=url, DB_CONNECT_TIMEOUT=1.5)
     async with DatabaseAgent(settings) as agent:
         # The guard only catches a hang; the report must come by itself.
         report = await asyncio.wait_for(agent.health(), 20)
@@ -94,7 +98,7 @@ async def test_unreachable_server_is_unhealthy_within_seconds(url: str) -> None:
 
 
 async def test_embedded_server_that_cannot_start_is_reported_unhealthy() -> None:
-    settings = Settings(_env_file=None, EMBEDDED_DATA_DIR="/proc/pokervod/pgdata")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, EMBEDDED_DATA_DIR="/proc/pokervod/pgdata")
     agent = DatabaseAgent(settings)
     report = await agent.health()  # reported, not raised
     await agent.close()

@@ -43,7 +43,7 @@ async def test_upsert_inserts_then_leaves_unchanged_rows_untouched(session: Asyn
     assert (result.inserted, result.updated, result.unchanged) == (5, 0, 0)
     await session.commit()
     before = await _stamps(session)
-    xmins = dict(
+    xmins: dict[str, str] = dict(
         (await session.execute(text("SELECT file_path, xmin::text FROM pokervod.nas_files"))).all()
     )
 

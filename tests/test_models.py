@@ -159,7 +159,13 @@ ENTITY_COMMON = [
 
 # Columns the database may have beyond the contract: the stored generated tsvector columns
 # that the two full-text indexes index (schema.md allows them under the same index names).
-ALLOWED_EXTRA_COLUMNS = {("video_files", "title_tsv"), ("hand_clips", "notes_tsv")}
+ALLOWED_EXTRA_COLUMNS = {
+    ("video_files", "title_tsv"),
+    ("hand_clips", "notes_tsv"),
+    # the clip's timestamps on its tag links, kept by triggers (005_tag_link_created_at)
+    ("hand_clip_tags", "clip_created_at"),
+    ("hand_clip_tags", "clip_deleted_at"),
+}
 
 # schema.md "Indexes" (name, table, columns, unique); the GIN ones are checked separately.
 CONTRACT_INDEXES = [
@@ -278,12 +284,14 @@ def _rows(conn: psycopg.Connection, query: str, *params: object) -> list[tuple]:
 # --- tables and columns -----------------------------------------------------------------------
 
 
-def test_schema_holds_exactly_the_contract_tables_plus_outbox_and_version_table(head_conn):
+def test_schema_holds_exactly_the_contract_tables_plus_outbox_counters_and_version_table(
+    head_conn,
+):
     names = {
         r[0]
         for r in _rows(head_conn, "SELECT tablename FROM pg_tables WHERE schemaname = 'pokervod'")
     }
-    assert names == set(TABLES) | {"agent_events", "alembic_version"}
+    assert names == set(TABLES) | {"agent_events", "alembic_version", "tag_clip_counts"}
 
 
 @pytest.mark.parametrize("table", sorted(TABLES))
@@ -353,7 +361,7 @@ def test_link_table_has_composite_primary_key_and_index_on_second_column(head_co
 
 def _fk_rows(conn: psycopg.Connection) -> list[tuple[str, str, str, str, str]]:
     """(constraint, table, column, referenced table, on delete) of every FK in the schema."""
-    return [  # type: ignore[misc]
+    return [
         tuple(r)
         for r in _rows(
             conn,
@@ -384,6 +392,8 @@ def test_foreign_keys_match_contract_with_on_delete_rules_and_conventional_names
         for c in cols
         if c.references
     }
+    # the per-tag counters (005_tag_link_created_at) go with their tag
+    expected.add(("fk_tag_clip_counts_tag_id_tags", "tag_clip_counts", "tag_id", "tags", "c"))
     assert set(_fk_rows(head_conn)) == expected
 
 
@@ -497,6 +507,7 @@ def test_entity_table_has_before_update_trigger_for_updated_at(head_conn, table)
                t.tgtype & 16 = 16 AS on_update, t.tgenabled::text
         FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
         WHERE t.tgrelid = ('pokervod.' || %s)::regclass AND NOT t.tgisinternal
+          AND p.proname = 'set_updated_at'
         """,
         table,
     )
@@ -577,8 +588,8 @@ def _insert(conn: psycopg.Connection, table: str, column: str, value: object) ->
         "players": {"name": f"p-{column}-{value!s}"},
         "google_sheet_sync": {"sheet_id": "s", "entity_type": f"{column}-{value!s}"},
         "nas_files": {"file_path": f"/n/{value!s}/{column}", "file_name": "n"},
-    }[table]  # type: ignore[assignment]
-    row = {**base, column: value}  # type: ignore[dict-item]
+    }[table]
+    row = {**base, column: value}
     cols = ", ".join(row)
     marks = ", ".join(["%s"] * len(row))
     conn.execute(f"INSERT INTO pokervod.{table} ({cols}) VALUES ({marks})", tuple(row.values()))
@@ -594,7 +605,7 @@ def test_check_constraint_enforces_contract_range_or_value_list(
             head_conn.transaction(force_rollback=True),
         ):
             _insert(head_conn, table, column, value)
-        assert info.value.diag.constraint_name.startswith(f"ck_{table}_")
+        assert str(info.value.diag.constraint_name).startswith(f"ck_{table}_")
     nullable = not next(c for c in TABLES[table][1] if c.name == column).not_null
     for value in [*accepted, None] if nullable else accepted:
         with head_conn.transaction(force_rollback=True):
@@ -716,7 +727,10 @@ def test_link_tables_are_table_objects_with_contract_columns():
 
     assert isinstance(models.hand_clip_tags, Table)
     assert isinstance(models.hand_clip_players, Table)
-    assert list(models.hand_clip_tags.c.keys()) == ["hand_clip_id", "tag_id"]
+    # The contract's columns come first; the tag links also carry their clip's timestamps,
+    # which triggers keep (005_tag_link_created_at) and writers never set.
+    assert list(models.hand_clip_tags.c.keys())[:2] == ["hand_clip_id", "tag_id"]
+    assert list(models.hand_clip_tags.c.keys())[2:] == ["clip_created_at", "clip_deleted_at"]
     assert list(models.hand_clip_players.c.keys()) == ["hand_clip_id", "player_id"]
 
 

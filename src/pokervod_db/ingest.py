@@ -30,11 +30,13 @@ objects already loaded in the session are not refreshed.
 from __future__ import annotations
 
 import logging
+import math
 import operator
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 import asyncpg  # type: ignore[import-untyped]
@@ -42,7 +44,8 @@ from sqlalchemy import BigInteger, Integer, Numeric, SmallInteger, String, Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pokervod_db.errors import PokervodDBError
+from pokervod_db.errors import PokervodDBError, SQLState, sqlstate
+from pokervod_db.instrumentation import timed
 from pokervod_db.models import (
     HandClip,
     NASFile,
@@ -62,8 +65,12 @@ Row = Mapping[str, Any] | Sequence[Any]
 _SERVER_OWNED = {"id", "created_at", "updated_at"}
 # SQLSTATE classes of errors that a bad value causes (data exception, integrity violation)
 # and the one of two rows with the same key in one ON CONFLICT DO UPDATE (cardinality).
-_BAD_DATA_CLASSES = ("22", "23")
-_CARDINALITY_VIOLATION = "21000"
+_BAD_DATA_CLASSES = (
+    SQLState.DATA_EXCEPTION_CLASS,
+    SQLState.INTEGRITY_VIOLATION_CLASS,
+    SQLState.PROGRAM_LIMIT_EXCEEDED_CLASS,
+)
+_TSVECTOR_MAX_BYTES = 1_048_575
 _MAX_LISTED = 5
 INGEST_WORK_MEM = "256MB"
 """Memory for the duplicate check and the changed-rows join of one bulk call."""
@@ -187,6 +194,7 @@ def _q(name: str) -> str:
 # --- public API -------------------------------------------------------------------------------
 
 
+@timed("ingest.upsert_nas_folders")
 async def upsert_nas_folders(
     session: AsyncSession,
     rows: Iterable[Row],
@@ -198,6 +206,7 @@ async def upsert_nas_folders(
     return await _upsert(session, _NAS_FOLDERS, rows, columns=columns, mode=mode)
 
 
+@timed("ingest.upsert_nas_files")
 async def upsert_nas_files(
     session: AsyncSession,
     rows: Iterable[Row],
@@ -209,6 +218,7 @@ async def upsert_nas_files(
     return await _upsert(session, _NAS_FILES, rows, columns=columns, mode=mode)
 
 
+@timed("ingest.upsert_video_files")
 async def upsert_video_files(
     session: AsyncSession,
     rows: Iterable[Row],
@@ -220,6 +230,7 @@ async def upsert_video_files(
     return await _upsert(session, _VIDEO_FILES, rows, columns=columns, mode=mode)
 
 
+@timed("ingest.upsert_hand_clips")
 async def upsert_hand_clips(
     session: AsyncSession,
     rows: Iterable[Row],
@@ -231,6 +242,7 @@ async def upsert_hand_clips(
     return await _upsert(session, _HAND_CLIPS, rows, columns=columns, mode=mode)
 
 
+@timed("ingest.link_hand_clip_tags")
 async def link_hand_clip_tags(
     session: AsyncSession,
     links: Mapping[uuid.UUID, Iterable[uuid.UUID]] | Iterable[tuple[uuid.UUID, uuid.UUID]],
@@ -246,6 +258,7 @@ async def link_hand_clip_tags(
     return await _link(session, hand_clip_tags, "tag_id", links, replace=replace, mode=mode)
 
 
+@timed("ingest.link_hand_clip_players")
 async def link_hand_clip_players(
     session: AsyncSession,
     links: Mapping[uuid.UUID, Iterable[uuid.UUID]] | Iterable[tuple[uuid.UUID, uuid.UUID]],
@@ -286,43 +299,177 @@ async def _driver(session: AsyncSession) -> asyncpg.Connection:
     return driver
 
 
-def _records(
-    rows: Iterable[Row], columns: Sequence[str] | None, target_name: str
+def _records(  # noqa: C901 - one pass over the rows keeps each bad row's number with it
+    rows: Iterable[Row], columns: Sequence[str] | None, target: _Target
 ) -> tuple[list[str], list[Sequence[Any]], list[int] | None, list[BadRow]]:
-    """Turn the input into COPY records; rows lacking a column are bad rows, not errors."""
+    """Turn the input into COPY records, checking every row's shape and exact-fit values first.
+
+    Mapping rows: the columns are the union of all rows' keys; a row that lacks one of them
+    is a bad row (never stored as NULL or a default behind the caller's back). Rows with
+    ``columns=``: exactly one value per column (a ``str`` is one value, not a sequence).
+    Values that the driver would bend (1.5 for an integer column, 0.125 for numeric(…,2))
+    are bad rows too. The common case (every row well formed) costs one pass of ``len``.
+    """
     rows = rows if isinstance(rows, list) else list(rows)
+    target_name = target.name
+    if not rows:
+        return list(columns or ()), [], None, []
     if columns is None:
-        if not rows:
-            return [], [], None, []
         first = rows[0]
         if not isinstance(first, Mapping):
             raise ValueError(f"{target_name}: rows are sequences: pass columns=[…] too")
-        columns = list(first.keys())
-    cols = list(columns)
-    if not rows or not isinstance(rows[0], Mapping):
-        return cols, rows, None, []  # type: ignore[return-value]  # sequences: asyncpg checks them
-    getter: Callable[[Any], Any] = operator.itemgetter(*cols)
-    try:
-        if len(cols) == 1:
-            return cols, [(getter(r),) for r in rows], None, []
-        return cols, [getter(r) for r in rows], None, []
-    except (KeyError, TypeError):
-        pass  # the slow loop below finds which rows
-    records: list[Sequence[Any]] = []
-    positions: list[int] = []
+        cols = list(first.keys())
+        width = len(cols)
+        if not all(isinstance(r, Mapping) and len(r) == width for r in rows):
+            cols = list(dict.fromkeys(k for r in rows if isinstance(r, Mapping) for k in r))
+    else:
+        cols = list(columns)
+    if any(not isinstance(c, str) for c in cols):
+        raise ValueError(f"{target_name}: column names must be strings")
+    width = len(cols)
+    records: list[Sequence[Any]]
+    positions: list[int] | None = None
     bad: list[BadRow] = []
-    for i, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            bad.append(BadRow(i, (), "not a mapping of column names to values"))
-            continue
+    fast = False
+    if isinstance(rows[0], Mapping):
+        getter: Callable[[Any], Any] = operator.itemgetter(*cols)
+        if all(isinstance(r, Mapping) and len(r) == width for r in rows):
+            try:
+                records = [(getter(r),) for r in rows] if width == 1 else [getter(r) for r in rows]
+                fast = True  # same size and every column present: exactly these keys
+            except (KeyError, TypeError):
+                pass
+    elif all(type(r) in (tuple, list) and len(r) == width for r in rows):
+        records, fast = rows, True  # type: ignore[assignment]  # checked: tuples and lists
+    if not fast:
+        records, positions = [], []
+        for i, row in enumerate(rows):
+            reason = _shape_problem(row, cols)
+            if reason is not None:
+                bad.append(BadRow(i, _key_guess(row, cols, target.key), reason))
+                continue
+            if isinstance(row, Mapping):
+                records.append(tuple(row[c] for c in cols))
+            else:
+                records.append(row)
+            positions.append(i)
+    fitted, misfits = _exact_fit(target, cols, records, positions)
+    if misfits is None:
+        return cols, fitted, positions, bad
+    return cols, fitted, misfits[0], bad + misfits[1]
+
+
+def _shape_problem(row: Any, cols: Sequence[str]) -> str | None:
+    """Why ``row`` cannot be one record of ``cols`` (None when it can)."""
+    if isinstance(row, Mapping):
         missing = [c for c in cols if c not in row]
+        extra = [str(k) for k in row if k not in cols]
         if missing:
-            bad.append(BadRow(i, (), f"missing column(s) {', '.join(missing)}"))
-            continue
-        value = getter(row)
-        records.append((value,) if len(cols) == 1 else value)
-        positions.append(i)
-    return cols, records, positions, bad
+            return (
+                f"missing column(s) {', '.join(missing)} that other rows of the batch carry "
+                "(give every row the same columns; None for no value)"
+            )
+        if extra:
+            return f"column(s) {', '.join(extra)} are not in columns= (they would be dropped)"
+        return None
+    if isinstance(row, str | bytes | bytearray | memoryview):
+        return f"a {type(row).__name__} is one value, not a row of {len(cols)} values"
+    if not isinstance(row, Sequence):
+        return f"not a row: {type(row).__name__} (expected a mapping or a sequence of values)"
+    if len(row) != len(cols):
+        return f"has {len(row)} value(s) for {len(cols)} column(s) ({', '.join(cols)})"
+    return None
+
+
+def _key_guess(row: Any, cols: Sequence[str], key: Sequence[str]) -> tuple[Any, ...]:
+    """The key of a malformed row as far as it can be read (for the report only)."""
+    try:
+        if isinstance(row, Mapping):
+            return tuple(row.get(k) for k in key)
+        if isinstance(row, Sequence) and not isinstance(row, str | bytes):
+            return tuple(row[cols.index(k)] for k in key if cols.index(k) < len(row))
+    except (TypeError, ValueError):
+        pass
+    return ()
+
+
+def _integral(value: Any) -> int | None:
+    """``value`` as an int when it is a whole number (not a bool), else None."""
+    if type(value) is int:
+        return value
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float | Decimal) and math.isfinite(value) and value == int(value):
+        return int(value)
+    return None
+
+
+def _exact_fit(
+    target: _Target,
+    cols: Sequence[str],
+    records: list[Sequence[Any]],
+    positions: list[int] | None,
+) -> tuple[list[Sequence[Any]], tuple[list[int], list[BadRow]] | None]:
+    """Refuse values the driver would round: non-whole numbers for integer columns, more
+    decimals than a numeric column keeps. Whole floats (``2.0``) are sent as the int they equal."""
+    checks: list[tuple[int, str, Callable[[Any], tuple[bool, Any, str]]]] = []
+    for i, name in enumerate(cols):
+        type_ = target.table.c[name].type if name in target.table.c else None
+        if isinstance(type_, Integer):
+            checks.append((i, name, _check_integer))
+        elif isinstance(type_, Numeric) and type_.scale is not None:
+            checks.append((i, name, _numeric_check(type_.scale)))
+    if not checks:
+        return records, None
+    changed: dict[int, list[Any]] = {}
+    misfit: dict[int, str] = {}
+    for i, name, check in checks:
+        for r, record in enumerate(records):
+            value = record[i]
+            if value is None or type(value) is int:
+                continue
+            ok, fitted, reason = check(value)
+            if not ok:
+                misfit.setdefault(r, f"{name} {reason}")
+            elif fitted is not value:
+                changed.setdefault(r, list(record))[i] = fitted
+    for r, values in changed.items():
+        records[r] = tuple(values)
+    if not misfit:
+        return records, None
+    index = list(range(len(records))) if positions is None else positions
+    key_at = [cols.index(k) for k in target.key if k in cols]
+    bad = [
+        BadRow(index[r], tuple(records[r][k] for k in key_at), reason)
+        for r, reason in misfit.items()
+    ]
+    kept = [r for r in range(len(records)) if r not in misfit]
+    return [records[r] for r in kept], ([index[r] for r in kept], bad)
+
+
+def _check_integer(value: Any) -> tuple[bool, Any, str]:
+    if not isinstance(value, int | float | Decimal):
+        return True, value, ""  # not a number: the driver refuses it and it is reported
+    whole = _integral(value)
+    if whole is None:
+        return False, None, f"must be a whole number, got {value!r}"
+    return True, whole, ""
+
+
+def _numeric_check(scale: int) -> Callable[[Any], tuple[bool, Any, str]]:
+    def check(value: Any) -> tuple[bool, Any, str]:
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            return True, value, ""  # not a number: the driver refuses it and it is reported
+        exact = Decimal(value) if not isinstance(value, float) else Decimal(repr(value))
+        if not exact.is_finite():
+            return False, None, f"must be a finite number, got {value!r}"
+        if exact != exact.quantize(Decimal(1).scaleb(-scale), rounding="ROUND_DOWN"):
+            return False, None, f"has more than {scale} decimal place(s): {value!r}"
+        return True, exact if isinstance(value, float) else value, ""
+
+    return check
 
 
 async def _stage(
@@ -385,7 +532,7 @@ async def _upsert(
 ) -> UpsertResult:
     if mode not in ("all_or_nothing", "skip_bad_rows"):
         raise ValueError(f"mode must be 'all_or_nothing' or 'skip_bad_rows', not {mode!r}")
-    cols, records, positions, bad = _records(rows, columns, target.name)
+    cols, records, positions, bad = _records(rows, columns, target)
     result = UpsertResult(table=target.name)
     if not records and not bad:
         return result
@@ -545,11 +692,13 @@ async def _apply_fast(
     except asyncpg.PostgresError as exc:
         await driver.execute("ROLLBACK TO SAVEPOINT pokervod_ingest_fast")
         await driver.execute("RELEASE SAVEPOINT pokervod_ingest_fast")
-        state = getattr(exc, "sqlstate", "") or ""
-        if state == _CARDINALITY_VIOLATION or state[:2] in _BAD_DATA_CLASSES:
+        state = sqlstate(exc) or ""
+        if state == SQLState.CARDINALITY_VIOLATION or state[:2] in _BAD_DATA_CLASSES:
             return None
         raise IngestError(
-            f"{target.name}: the batch was refused: {_first_line(exc)}", table=target.name
+            f"{target.name}: the batch was refused: {_first_line(exc)} (no row could be named: "
+            "the error is not about one row's values; nothing was applied)",
+            table=target.name,
         ) from exc
     await driver.execute("RELEASE SAVEPOINT pokervod_ingest_fast")
     assert row is not None
@@ -580,7 +729,7 @@ async def _apply_checked(
     )
     await driver.execute(f"DROP TABLE {_q(staged.name)}")
     key_cols = ", ".join(f"n.{_q(k)}" for k in target.key)
-    checks = _checks(target, cols)
+    checks = _checks(target, cols) + await _batch_clash_checks(driver, target, cols, numbered)
     rows = await driver.fetch(
         f"""
         SELECT _ordinal, {", ".join(_q(k) for k in target.key)},
@@ -649,7 +798,7 @@ async def _apply_checked(
         await driver.execute("ROLLBACK TO SAVEPOINT pokervod_ingest_fast")
         raise IngestError(
             f"{target.name}: the batch was refused: {_first_line(exc)} "
-            "(a rule the pre-checks do not cover; nothing was applied)",
+            "(no row could be named: a rule the pre-checks do not cover; nothing was applied)",
             table=target.name,
             bad_rows=bad,
         ) from exc
@@ -669,7 +818,7 @@ def _refusal(table: str, bad: Sequence[BadRow]) -> str:
     return f"{table}: {len(bad)} bad row(s), nothing applied: {listed}{more}"
 
 
-def _checks(target: _Target, cols: Sequence[str]) -> list[str]:
+def _checks(target: _Target, cols: Sequence[str]) -> list[str]:  # noqa: C901 (one branch per kind of column rule, read as a table)
     """SQL expressions over staged row ``n``: a reason when the row breaks a rule, else NULL.
 
     They mirror the table's definition: keys and NOT NULL columns, string lengths, integer
@@ -726,6 +875,20 @@ def _checks(target: _Target, cols: Sequence[str]) -> list[str]:
             f"WHERE p.{_q(fk.column.name)} = n.{_q(name)}) "
             f"THEN '{name} ' || n.{_q(name)}::text || ' does not exist in {parent.name}' END"
         )
+    for column in table.columns:
+        # A generated tsvector fails the whole statement (54000) when its lexemes exceed 1 MB;
+        # lexemes are never longer than the words they come from, so inputs up to 1 MB pass.
+        if column.computed is None or not isinstance(column.type, postgresql.TSVECTOR):
+            continue
+        expression = str(column.computed.sqltext)
+        inputs = [c for c in cols if re.search(rf"\b{re.escape(c)}\b", expression)]
+        if inputs:
+            total = " + ".join(f"coalesce(octet_length(n.{_q(c)}), 0)" for c in inputs)
+            checks.append(
+                f"CASE WHEN {total} > {_TSVECTOR_MAX_BYTES} THEN "
+                f"{_sql_literal(', '.join(inputs))} || ' too large for full-text search (' || "
+                f"({total})::text || ' bytes, at most {_TSVECTOR_MAX_BYTES})' END"
+            )
     key_match = " AND ".join(f"o.{_q(k)} IS NOT DISTINCT FROM n.{_q(k)}" for k in target.key)
     for index in table.indexes:
         index_cols = [c.name for c in index.columns]
@@ -736,6 +899,39 @@ def _checks(target: _Target, cols: Sequence[str]) -> list[str]:
             f"CASE WHEN EXISTS (SELECT 1 FROM {SCHEMA}.{_q(table.name)} o WHERE {same} "
             f"AND NOT ({key_match})) "
             f"THEN '{', '.join(index_cols)} already used by another row ({index.name})' END"
+        )
+    return checks
+
+
+async def _batch_clash_checks(
+    driver: asyncpg.Connection, target: _Target, cols: Sequence[str], numbered: str
+) -> list[str]:
+    """Checks naming every row of the batch that shares a unique value (other than the key)
+    with a row of another key: both would be refused by the index, so both are reported.
+
+    The clashing values are collected once with GROUP BY (linear), then looked up per row.
+    """
+    checks: list[str] = []
+    key_row = "ROW(" + ", ".join(_q(k) for k in target.key) + ")"
+    for index in target.table.indexes:
+        index_cols = [c.name for c in index.columns]
+        if not index.unique or tuple(index_cols) == target.key or not set(index_cols) <= set(cols):
+            continue
+        clash = f"{numbered}_clash_{len(checks)}"
+        names = ", ".join(_q(c) for c in index_cols)
+        not_null = " AND ".join(f"{_q(c)} IS NOT NULL" for c in index_cols)
+        await driver.execute(
+            f"CREATE TEMPORARY TABLE {_q(clash)} ON COMMIT DROP AS "
+            f"SELECT {names} FROM {_q(numbered)} WHERE {not_null} "
+            f"GROUP BY {names} HAVING count(DISTINCT {key_row}) > 1"
+        )
+        same = " AND ".join(f"c.{_q(c)} = n.{_q(c)}" for c in index_cols)
+        label = _sql_literal(
+            f"{', '.join(index_cols)} is also given to a row of another key in this batch "
+            f"({index.name})"
+        )
+        checks.append(
+            f"CASE WHEN EXISTS (SELECT 1 FROM {_q(clash)} c WHERE {same}) THEN {label} END"
         )
     return checks
 

@@ -2,23 +2,24 @@
 
 A PostgreSQL session-level advisory lock on a fixed key. It is held on its own connection for the
 whole operation, so it also covers work done by child processes (pg_dump, pg_restore) and it is
-released by the server when the holder dies, even by ``kill -9``. Waiting is bounded by
-``lock_timeout``: the second runner fails with one clear line instead of queueing forever.
+released by the server when the holder dies, even by ``kill -9``. Waiting is bounded: the second
+runner polls for the lock and fails with one clear line after its timeout instead of queueing
+forever.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from pokervod_db.errors import LockTimeoutError, sqlstate
+from pokervod_db.errors import LockTimeoutError
 
 # Any constant bigint works; this one is "pokervod" in ASCII, easy to recognise in pg_locks.
 MAINTENANCE_LOCK_KEY = 0x706F6B6572766F64
-_LOCK_NOT_AVAILABLE = "55P03"
 
 
 def lock_holder(conn: Connection) -> str | None:
@@ -39,27 +40,40 @@ def lock_holder(conn: Connection) -> str | None:
 
 
 @contextmanager
-def maintenance_lock(conn: Connection, *, timeout_s: float, purpose: str) -> Iterator[None]:
+def maintenance_lock(
+    conn: Connection, *, timeout_s: float, purpose: str, poll_s: float = 0.1
+) -> Iterator[None]:
     """Hold the maintenance lock on ``conn`` for the block; wait at most ``timeout_s`` seconds.
 
     ``conn`` is left with no open transaction on entry and exit, so callers may run their own
     transactions (Alembic's per-migration transactions) while the lock is held.
+
+    A waiting runner polls ``pg_try_advisory_lock`` and sleeps between tries with no transaction
+    open. Waiting inside ``pg_advisory_lock`` would keep a snapshot for the whole wait, and
+    ``CREATE INDEX CONCURRENTLY`` in the lock holder's migration waits for every older snapshot
+    to go: the two would wait for each other until the lock timeout.
     """
-    wait_ms = max(1, int(timeout_s * 1000))
-    try:
-        conn.execute(text(f"SET lock_timeout = {wait_ms}"))
-        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MAINTENANCE_LOCK_KEY})
-        conn.execute(text("RESET lock_timeout"))
-        conn.commit()
-    except DBAPIError as exc:
-        conn.rollback()
-        if sqlstate(exc) != _LOCK_NOT_AVAILABLE:
+    deadline = time.monotonic() + max(0.0, timeout_s)
+    while True:
+        try:
+            got = conn.execute(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": MAINTENANCE_LOCK_KEY}
+            ).scalar()
+            conn.commit()
+        except DBAPIError:
+            conn.rollback()
             raise
-        holder = lock_holder(conn) or "another process"
-        raise LockTimeoutError(
-            f"cannot start {purpose}: {holder} is running a migration, backup or restore on "
-            f"this database; waited {timeout_s:g} s, try again when it has finished"
-        ) from exc
+        if got:
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            holder = lock_holder(conn) or "another process"
+            conn.rollback()
+            raise LockTimeoutError(
+                f"cannot start {purpose}: {holder} is running a migration, backup or restore "
+                f"on this database; waited {timeout_s:g} s, try again when it has finished"
+            )
+        time.sleep(min(poll_s, remaining))
     try:
         yield
     finally:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,13 +28,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
 from pokervod_db import embedded
+from pokervod_db.database import maintenance_connection
 from pokervod_db.errors import (
     DatabaseUnavailableError,
+    IntegrityViolationError,
     MigrationError,
     PokervodDBError,
     translate,
 )
 from pokervod_db.models import Base
+from pokervod_db.models.base import STORAGE_PARAMETERS
 from pokervod_db.settings import SCHEMA, Settings
 
 SCRIPT_LOCATION = "pokervod_db:migrations"
@@ -48,7 +50,8 @@ def alembic_config(settings: Settings | None = None, *, stdout: Any = None) -> C
     opts = argparse.Namespace(quiet=True, x=None)
     cfg = Config(stdout=stdout, cmd_opts=opts) if stdout is not None else Config(cmd_opts=opts)
     cfg.set_main_option("script_location", SCRIPT_LOCATION)
-    cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    # Revision ids carry their slug (005_<slug>, see next_revision_id): the file is the id.
+    cfg.set_main_option("file_template", "%%(rev)s")
     if settings is not None:
         cfg.attributes["settings"] = settings
     return cfg
@@ -106,30 +109,9 @@ def history() -> list[RevisionInfo]:
     ]
 
 
-@contextmanager
-def _connection(settings: Settings) -> Iterator[Connection]:
-    """A short-lived psycopg connection; failures become one-line package errors."""
-    from pokervod_db.database import create_sync_engine, unavailable
-
-    settings = embedded.start(settings)
-    engine = create_sync_engine(settings, application_name="pokervod-db")
-    try:
-        try:
-            conn = engine.connect()
-        except (DBAPIError, OSError) as exc:
-            raise unavailable(settings.masked_url(), exc) from exc
-        with conn:
-            try:
-                yield conn
-            except DBAPIError as exc:
-                raise translate(exc) from exc
-    finally:
-        engine.dispose()
-
-
 def current(settings: Settings) -> str | None:
     """The revision the database is at (None for an empty database)."""
-    with _connection(settings) as conn:
+    with maintenance_connection(embedded.start(settings)) as conn:
         return current_on(conn)
 
 
@@ -172,13 +154,23 @@ def _run_command(fn: Any, settings: Settings, *args: Any, **kwargs: Any) -> Migr
         fn(cfg, *args, **kwargs)
     except CommandError as exc:
         raise MigrationError(f"migration failed: {exc}") from exc
-    except PokervodDBError:
+    except PokervodDBError as exc:
+        # A statement of a migration failed (the maintenance connection translated it): its
+        # transaction rolled back, so say that nothing changed. Our own errors (lock held,
+        # server unreachable, bad settings) pass as they are.
+        statement_failed = type(exc) is PokervodDBError or isinstance(exc, IntegrityViolationError)
+        if statement_failed and isinstance(exc.__cause__, DBAPIError):
+            raise MigrationError(
+                f"migration failed, nothing was changed: {exc}", reason=exc.reason
+            ) from exc
         raise
     except DBAPIError as exc:
         error = translate(exc)
         if isinstance(error, DatabaseUnavailableError):
             raise error from exc
-        raise MigrationError(f"migration failed, nothing was changed: {error}") from exc
+        raise MigrationError(
+            f"migration failed, nothing was changed: {error}", reason=error.reason
+        ) from exc
     report = cfg.attributes.get(MIGRATION_REPORT)
     if not isinstance(report, MigrationReport):
         raise MigrationError("the migration environment reported nothing; is env.py ours?")
@@ -214,12 +206,14 @@ def downgrade(settings: Settings, revision: str = "-1") -> MigrationOutcome:
 
 
 def new_revision(settings: Settings, message: str, *, autogenerate: bool = False) -> Path:
-    """Write a new migration script (compared with the database when ``autogenerate``)."""
+    """Write a new migration script (compared with the database when ``autogenerate``),
+    numbered like the others: ``005_<slug>``."""
     if autogenerate:
         settings = embedded.start(settings)
+    rev_id = next_revision_id(message)
     try:
         script = command.revision(
-            alembic_config(settings), message=message, autogenerate=autogenerate
+            alembic_config(settings), message=message, autogenerate=autogenerate, rev_id=rev_id
         )
     except CommandError as exc:
         raise MigrationError(f"cannot create the revision: {exc}") from exc
@@ -230,9 +224,74 @@ def new_revision(settings: Settings, message: str, *, autogenerate: bool = False
     return Path(script.path)
 
 
+VERSION_NUM_MAX = 32
+"""Length of ``alembic_version.version_num`` (Alembic's varchar(32)): a longer id cannot be stored."""
+
+
+def next_revision_id(message: str) -> str:
+    """``NNN_<slug>``: the next free number after the highest numbered revision, and the
+    message in lower case with ``_`` for anything else, cut to fit ``version_num``."""
+    slug = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")
+    if not slug:
+        raise MigrationError(
+            f"the revision message {message!r} has no letters or digits; say what it does"
+        )
+    numbers = [
+        int(m.group(1))
+        for rev in script_directory().walk_revisions()
+        if (m := re.match(r"(\d+)_", rev.revision))
+    ]
+    prefix = f"{max(numbers, default=0) + 1:03d}_"
+    return prefix + slug[: VERSION_NUM_MAX - len(prefix)].rstrip("_")
+
+
+@dataclass
+class StampOutcome:
+    """What a stamp did: the version table now says ``to_revision``; no script ran."""
+
+    from_revision: str | None
+    to_revision: str | None
+
+
+def stamp(settings: Settings, revision: str) -> StampOutcome:
+    """Record ``revision`` as the database's revision without running any script (under the
+    maintenance lock), for a database whose schema was made or repaired by hand."""
+    settings = embedded.start(settings)
+    report = _run_command(command.stamp, settings, revision)
+    with maintenance_connection(settings) as conn:
+        now = current_on(conn)
+    return StampOutcome(report.from_revision, now)
+
+
+@dataclass
+class MergeOutcome:
+    """The merge revision written: its id, file and the heads it joins."""
+
+    revision: str
+    path: Path
+    merged: list[str]
+
+
+def merge(settings: Settings, message: str, revisions: list[str] | None = None) -> MergeOutcome:
+    """Write a revision that joins ``revisions`` (default: all heads) into one head."""
+    targets = revisions or ["heads"]
+    if targets == ["heads"] and len(script_directory().get_heads()) < 2:
+        raise MigrationError("there is a single head; nothing to merge")
+    rev_id = next_revision_id(message)
+    try:
+        script = command.merge(alembic_config(settings), targets, message=message, rev_id=rev_id)
+    except CommandError as exc:
+        raise MigrationError(f"cannot merge {' '.join(targets)}: {exc}") from exc
+    if script is None:
+        raise MigrationError("alembic wrote no merge revision")
+    down = script.down_revision
+    merged = list(down) if isinstance(down, tuple | list) else [str(down)]
+    return MergeOutcome(script.revision, Path(script.path), merged)
+
+
 def drift(settings: Settings) -> list[str]:
     """Differences between the database and the models, one readable line each (empty = none)."""
-    with _connection(settings) as conn:
+    with maintenance_connection(embedded.start(settings)) as conn:
         return drift_on(conn)
 
 
@@ -252,6 +311,35 @@ def drift_on(conn: Connection) -> list[str]:
         diffs = compare_metadata(ctx, Base.metadata)
     lines = [describe_diff(d) for d in diffs]
     lines.extend(_trigger_drift(conn))
+    lines.extend(_storage_drift(conn))
+    return lines
+
+
+def _storage_drift(conn: Connection) -> list[str]:
+    """Alembic does not compare storage parameters: compare ``pg_class.reloptions`` with the
+    ones the models record in ``Table.info`` (same on SQLAlchemy 2.0 and 2.1)."""
+    rows = conn.execute(
+        text(
+            "SELECT c.relname, coalesce(c.reloptions, '{}') FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :schema AND c.relkind IN ('r', 'p')"
+        ),
+        {"schema": SCHEMA},
+    ).all()
+    actual = {name: dict(opt.split("=", 1) for opt in opts) for name, opts in rows}
+    lines = []
+    for table in Base.metadata.tables.values():
+        if table.name not in actual:
+            continue  # a missing table is reported by Alembic's comparison
+        expected = {k: str(v) for k, v in table.info.get(STORAGE_PARAMETERS, {}).items()}
+        have = actual[table.name]
+        for key in sorted(expected.keys() | have.keys()):
+            if expected.get(key) != have.get(key):
+                lines.append(
+                    f"table {table.fullname}: storage parameter {key} is "
+                    f"{have.get(key, 'unset')} in the database, "
+                    f"{expected.get(key, 'unset')} in the models"
+                )
     return lines
 
 
@@ -273,7 +361,7 @@ def _trigger_drift(conn: Connection) -> list[str]:
     ]
 
 
-def describe_diff(diff: Any) -> str:
+def describe_diff(diff: Any) -> str:  # noqa: C901 (one branch per kind of Alembic difference, read as a table)
     """One human line for an entry of Alembic's ``compare_metadata`` output."""
     if isinstance(diff, list):  # modify_* entries come grouped per column
         return "; ".join(describe_diff(d) for d in diff)

@@ -1,4 +1,4 @@
-"""Query monitoring (PRD 12): statement logging switched by settings, slow-query detection and
+"""Query monitoring: statement logging switched by settings, slow-query detection and
 the server's top statements.
 
 The PRD's sketch stores the start time on the execution context; we keep it on the connection

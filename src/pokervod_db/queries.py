@@ -17,20 +17,24 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table, exists, func, select, text, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, exists, select, text, tuple_
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from pokervod_db import fastpath
 from pokervod_db.errors import PokervodDBError
+from pokervod_db.instrumentation import timed
 from pokervod_db.models import (
     Episode,
     Event,
@@ -42,6 +46,7 @@ from pokervod_db.models import (
     VideoFile,
     hand_clip_players,
     hand_clip_tags,
+    tag_clip_counts,
 )
 
 T = TypeVar("T")
@@ -49,6 +54,12 @@ S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
 
 MAX_LIMIT = 1000
 """The largest page a caller may ask for."""
+
+MAX_OFFSET = 10_000_000
+"""The largest ``offset=``: beyond it PostgreSQL would still have to walk every skipped row
+(and 2**63 overflows its bigint); deeper pages use the keyset cursor."""
+
+_MAX_CURSOR_CHARS = 512
 
 
 class InvalidCursorError(PokervodDBError):
@@ -74,13 +85,24 @@ class Cursor:
     def decode(cls, token: str) -> Cursor:
         """Read a token made by `encode`; `InvalidCursorError` for anything else."""
         try:
+            # A real token is ~90 characters; a long one is hostile (deep JSON nesting would
+            # raise RecursionError), so refuse it before decoding anything.
+            if not isinstance(token, str) or len(token) > _MAX_CURSOR_CHARS:
+                raise ValueError("not a cursor token")
             padded = token + "=" * (-len(token) % 4)
-            created_at, id_ = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            decoded = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+            if not (
+                isinstance(decoded, list)
+                and len(decoded) == 2
+                and all(isinstance(part, str) for part in decoded)
+            ):
+                raise ValueError("a cursor is a list of two strings")
+            created_at, id_ = decoded
             parsed = datetime.fromisoformat(created_at)
-            if parsed.tzinfo is None:
+            if parsed.tzinfo is None or parsed.utcoffset() is None:
                 raise ValueError("naive timestamp")
             return cls(created_at=parsed, id=uuid.UUID(id_))
-        except (ValueError, TypeError, binascii.Error, UnicodeError) as exc:
+        except (ValueError, TypeError, binascii.Error, UnicodeError, RecursionError) as exc:
             raise InvalidCursorError(
                 "invalid page cursor; start again from the first page"
             ) from exc
@@ -99,10 +121,19 @@ class Page(Generic[T]):
 
 
 def _check_page(limit: int, after: Cursor | None, offset: int | None) -> None:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be a whole number between 1 and {MAX_LIMIT}, got {limit!r}")
+    if offset is not None and (isinstance(offset, bool) or not isinstance(offset, int)):
+        raise ValueError(f"offset must be a whole number, got {offset!r}")
     if offset is not None and offset < 0:
         raise ValueError(f"offset must not be negative, got {offset}")
+    if offset is not None and offset > MAX_OFFSET:
+        raise ValueError(
+            f"offset must be at most {MAX_OFFSET:,}, got {offset}; page deeper with after= "
+            "(the next_cursor of the previous page)"
+        )
+    if after is not None and not isinstance(after, Cursor):
+        raise ValueError("after= must be a Cursor (use Cursor.decode for a token)")
     if after is not None and offset is not None:
         raise ValueError("pass either after= (keyset) or offset=, not both")
 
@@ -176,24 +207,169 @@ def _where_live(stmt: S, column: Any, include_deleted: bool) -> S:
 # --- catalog ----------------------------------------------------------------------------------
 
 
+_PROJECTS = fastpath.OrmLoader(Project)
+_VIDEO_FILES = fastpath.OrmLoader(VideoFile)
+_HAND_CLIPS = fastpath.OrmLoader(HandClip)
+_TAGS = fastpath.OrmLoader(Tag)
+_PLAYERS = fastpath.OrmLoader(Player)
+
+
+def _live_sql(alias: str, include_deleted: bool) -> str:
+    return "" if include_deleted else f" AND {alias}.deleted_at IS NULL"
+
+
+_PROJECT_BY_CODE_SQL = {
+    d: f"SELECT {_PROJECTS.select_list('p')} FROM pokervod.projects p"
+    f" WHERE p.code = $1{_live_sql('p', d)}"
+    for d in (False, True)
+}
+
+
+@timed("queries.get_project_by_code")
 async def get_project_by_code(
     session: AsyncSession, code: str, *, include_deleted: bool = False
 ) -> Project | None:
-    """The project with this code (``ix_projects_code``), or None."""
-    stmt = _where_live(
-        select(Project).where(Project.code == code), Project.deleted_at, include_deleted
+    """The project with this code (``ix_projects_code``), or None (lean path, ORM object)."""
+    conn = await fastpath.driver(session, flush=True)
+    rows = await fastpath.fetch_on(session, conn, _PROJECT_BY_CODE_SQL[include_deleted], code)
+    return _PROJECTS.load(session, rows[0]) if rows else None
+
+
+class CatalogEpisode(NamedTuple):
+    """An episode in a `CatalogTree` (the columns the tree shows)."""
+
+    id: uuid.UUID
+    episode_number: int | None
+    day_number: int | None
+    part_number: int | None
+    title: str | None
+    episode_type: str | None
+    table_type: str | None
+
+
+class CatalogEvent(NamedTuple):
+    """An event in a `CatalogTree`, with its episodes."""
+
+    id: uuid.UUID
+    event_number: int | None
+    name: str
+    name_short: str | None
+    event_type: str | None
+    game_type: str | None
+    episodes: list[CatalogEpisode]
+
+
+class CatalogSeason(NamedTuple):
+    """A season in a `CatalogTree`, with its events."""
+
+    id: uuid.UUID
+    year: int
+    name: str
+    location: str | None
+    sub_category: str | None
+    status: str
+    events: list[CatalogEvent]
+
+
+class CatalogTree(NamedTuple):
+    """A project with its seasons, events and episodes: read-only, typed, no ORM state.
+
+    Attribute names are the models' (``tree.seasons[0].events[0].episodes[0].title``), and
+    the fields are those of `get_catalog_tree_json`. Named tuples because a project of the
+    archive has thousands of episodes: one is built in a fraction of a microsecond, where an
+    ORM object costs tens (instrumented state, identity map, collections).
+    """
+
+    id: uuid.UUID
+    code: str
+    name: str
+    seasons: list[CatalogSeason]
+
+
+# Each level in one statement through its parent's foreign-key index, children in tree order;
+# the parents' live filters are repeated so that a deleted season hides its events.
+_TREE_SQL_TEMPLATES = {
+    include: (
+        "SELECT id, code, name FROM pokervod.projects p WHERE id = $1::uuid{lp}",
+        "SELECT s.id, s.year, s.name, s.location, s.sub_category, s.status"
+        " FROM pokervod.seasons s WHERE s.project_id = $1::uuid{ls}"
+        " ORDER BY s.year DESC, s.name, s.id",
+        "SELECT e.season_id, e.id, e.event_number, e.name, e.name_short, e.event_type,"
+        " e.game_type FROM pokervod.events e JOIN pokervod.seasons s ON s.id = e.season_id"
+        " WHERE s.project_id = $1::uuid{ls}{le} ORDER BY e.event_number, e.name, e.id",
+        "SELECT ep.event_id, ep.id, ep.episode_number, ep.day_number, ep.part_number, ep.title,"
+        " ep.episode_type, ep.table_type FROM pokervod.episodes ep"
+        " JOIN pokervod.events e ON e.id = ep.event_id"
+        " JOIN pokervod.seasons s ON s.id = e.season_id"
+        " WHERE s.project_id = $1::uuid{ls}{le}{lep}"
+        " ORDER BY ep.episode_number, ep.day_number, ep.part_number, ep.id",
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    for include in (False, True)
+}
+_TREE_SQL: dict[bool, tuple[str, ...]] = {
+    include: tuple(
+        sql.format(
+            lp="" if include else " AND p.deleted_at IS NULL",
+            ls="" if include else " AND s.deleted_at IS NULL",
+            le="" if include else " AND e.deleted_at IS NULL",
+            lep="" if include else " AND ep.deleted_at IS NULL",
+        )
+        for sql in statements
+    )
+    for include, statements in _TREE_SQL_TEMPLATES.items()
+}
 
 
+@timed("queries.get_catalog_tree")
 async def get_catalog_tree(
     session: AsyncSession, project_id: uuid.UUID, *, include_deleted: bool = False
+) -> CatalogTree | None:
+    """A project with its seasons, their events and their episodes, as a `CatalogTree`.
+
+    Four statements (one per level, each on its parent's foreign-key index) on the lean path;
+    children come sorted: seasons newest year first, events and episodes by number. For ORM
+    objects (to change and flush them) use `get_catalog_tree_orm`, which costs about ten
+    times as much for a large project (docs/performance.md).
+    """
+    project_sql, seasons_sql, events_sql, episodes_sql = _TREE_SQL[include_deleted]
+    conn = await fastpath.driver(session, flush=True)
+    project = await fastpath.fetch_on(session, conn, project_sql, project_id)
+    if not project:
+        return None
+    seasons = await fastpath.fetch_on(session, conn, seasons_sql, project_id)
+    events = await fastpath.fetch_on(session, conn, events_sql, project_id)
+    episodes = await fastpath.fetch_on(session, conn, episodes_sql, project_id)
+    episodes_of: dict[uuid.UUID, list[CatalogEpisode]] = {}
+    for row in episodes:
+        children = episodes_of.get(row[0])
+        if children is None:
+            children = episodes_of[row[0]] = []
+        children.append(CatalogEpisode(*row[1:]))
+    events_of: dict[uuid.UUID, list[CatalogEvent]] = {}
+    for row in events:
+        siblings = events_of.get(row[0])
+        if siblings is None:
+            siblings = events_of[row[0]] = []
+        siblings.append(CatalogEvent._make((*row[1:], episodes_of.get(row[1], []))))
+    p = project[0]
+    return CatalogTree(
+        p[0],
+        p[1],
+        p[2],
+        [CatalogSeason._make((*row, events_of.get(row[0], []))) for row in seasons],
+    )
+
+
+@timed("queries.get_catalog_tree_orm")
+async def get_catalog_tree_orm(
+    session: AsyncSession, project_id: uuid.UUID, *, include_deleted: bool = False
 ) -> Project | None:
-    """A project with its seasons, their events and their episodes, loaded in four queries.
+    """The tree of `get_catalog_tree` as ORM objects in the session, loaded in four queries.
 
     Each level is one ``selectinload`` query on the parent's foreign-key index, so the cost is
     four round trips whatever the size of the tree (never one query per season or event).
-    Children come sorted: seasons newest year first, events and episodes by number.
+    Children come sorted as in `get_catalog_tree`. Use it to change the tree; to read it,
+    `get_catalog_tree` is far cheaper.
     """
     if include_deleted:
         options = (
@@ -272,7 +448,7 @@ SELECT json_build_object(
             ORDER BY s.year DESC, s.name, s.id)
         FROM pokervod.seasons s WHERE s.project_id = p.id{live_s}), '[]'))::text
 FROM pokervod.projects p
-WHERE p.id = :project_id{live_p}
+WHERE p.id = $1::uuid{live_p}
 """
 _TREE_JSON = {
     include: _TREE_JSON_SQL.format(
@@ -285,6 +461,7 @@ _TREE_JSON = {
 }
 
 
+@timed("queries.get_catalog_tree_json")
 async def get_catalog_tree_json(
     session: AsyncSession, project_id: uuid.UUID, *, include_deleted: bool = False
 ) -> str | None:
@@ -294,105 +471,201 @@ async def get_catalog_tree_json(
     has thousands of episodes, and building that many ORM objects costs far more than the
     query. Same rows, same order; keys are the column names, ids are strings.
     """
-    result = await session.execute(text(_TREE_JSON[include_deleted]), {"project_id": project_id})
-    value = result.scalar_one_or_none()
-    return None if value is None else str(value)
+    rows = await fastpath.fetch(session, _TREE_JSON[include_deleted], project_id)
+    return str(rows[0][0]) if rows else None
 
 
 # --- video files and hand clips ---------------------------------------------------------------
 
 
+_VIDEO_FILES_OF_EPISODE_SQL = {
+    d: f"SELECT {_VIDEO_FILES.select_list('v')} FROM pokervod.video_files v"
+    f" WHERE v.episode_id = $1::uuid{_live_sql('v', d)} ORDER BY v.file_name, v.id"
+    for d in (False, True)
+}
+
+
+@timed("queries.get_video_files_of_episode")
 async def get_video_files_of_episode(
     session: AsyncSession, episode_id: uuid.UUID, *, include_deleted: bool = False
 ) -> list[VideoFile]:
     """The video files of an episode, by file name (``ix_video_files_episode_id``)."""
-    stmt = _where_live(
-        select(VideoFile).where(VideoFile.episode_id == episode_id),
-        VideoFile.deleted_at,
-        include_deleted,
-    ).order_by(VideoFile.file_name, VideoFile.id)
-    return list((await session.execute(stmt)).scalars())
+    conn = await fastpath.driver(session, flush=True)
+    rows = await fastpath.fetch_on(
+        session, conn, _VIDEO_FILES_OF_EPISODE_SQL[include_deleted], episode_id
+    )
+    return [_VIDEO_FILES.load(session, row) for row in rows]
 
 
+# Clips × their tags × their players, as the ORM's joined eager load would send it: a video
+# has a handful of clips with a few tags and players each, so one round trip is cheapest.
+_CLIPS_OF_VIDEO_SQL = {
+    d: f"""
+SELECT {_HAND_CLIPS.select_list("c")}, {_TAGS.select_list("t")}, {_PLAYERS.select_list("p")}
+FROM pokervod.hand_clips c
+LEFT JOIN (pokervod.hand_clip_tags ct JOIN pokervod.tags t ON t.id = ct.tag_id{_live_sql("t", d)})
+    ON ct.hand_clip_id = c.id
+LEFT JOIN (pokervod.hand_clip_players cp
+           JOIN pokervod.players p ON p.id = cp.player_id{_live_sql("p", d)})
+    ON cp.hand_clip_id = c.id
+WHERE c.video_file_id = $1::uuid{_live_sql("c", d)}
+ORDER BY c.timecode, c.id
+"""
+    for d in (False, True)
+}
+
+
+@timed("queries.get_hand_clips_of_video_file")
 async def get_hand_clips_of_video_file(
     session: AsyncSession, video_file_id: uuid.UUID, *, include_deleted: bool = False
 ) -> list[HandClip]:
     """The hand clips of a video file in timecode order, with their tags and players loaded.
 
     Soft-deleted tags and players are left out of the loaded collections as well (unless
-    ``include_deleted``). One round trip: a video has a handful of clips with a few tags and
-    players each, so joining both collections (clips × tags × players rows) is cheaper than
-    a ``selectinload`` query per collection.
+    ``include_deleted``). One round trip (clips × tags × players rows, see
+    `_CLIPS_OF_VIDEO_SQL`); objects already in the session are refreshed, collections
+    included, as ``populate_existing`` would.
     """
-    if include_deleted:
-        options = [joinedload(HandClip.tags), joinedload(HandClip.players)]
-    else:
-        options = [
-            joinedload(HandClip.tags.and_(Tag.deleted_at.is_(None))),
-            joinedload(HandClip.players.and_(Player.deleted_at.is_(None))),
-        ]
-    stmt = (
-        _where_live(
-            select(HandClip).where(HandClip.video_file_id == video_file_id),
-            HandClip.deleted_at,
-            include_deleted,
-        )
-        .options(*options)
-        .order_by(HandClip.timecode, HandClip.id)
-        .execution_options(populate_existing=True)
+    conn = await fastpath.driver(session, flush=True)
+    rows = await fastpath.fetch_on(
+        session, conn, _CLIPS_OF_VIDEO_SQL[include_deleted], video_file_id
     )
-    return list((await session.execute(stmt)).unique().scalars())
+    clips: dict[uuid.UUID, tuple[HandClip, dict[Any, Tag], dict[Any, Player]]] = {}
+    tag_at, player_at = _HAND_CLIPS.width, _HAND_CLIPS.width + _TAGS.width
+    for row in rows:
+        clip_id = row[_HAND_CLIPS.pk_index]
+        entry = clips.get(clip_id)
+        if entry is None:
+            clip = _HAND_CLIPS.load(session, row, populate_existing=True)
+            entry = clips[clip_id] = (clip, {}, {})
+        tag_id = row[tag_at + _TAGS.pk_index]
+        if tag_id is not None and tag_id not in entry[1]:
+            entry[1][tag_id] = _TAGS.load(session, row, tag_at, populate_existing=True)
+        player_id = row[player_at + _PLAYERS.pk_index]
+        if player_id is not None and player_id not in entry[2]:
+            entry[2][player_id] = _PLAYERS.load(session, row, player_at, populate_existing=True)
+    for clip, tags, players in clips.values():
+        set_committed_value(clip, "tags", list(tags.values()))
+        set_committed_value(clip, "players", list(players.values()))
+    return [entry[0] for entry in clips.values()]
 
 
-async def _newest_first(
-    session: AsyncSession,
-    model: type[VideoFile] | type[HandClip],
-    columns: Sequence[Any],
-    make: Any,
-    *,
-    where: Sequence[ColumnElement[bool]] = (),
-    limit: int,
-    after: Cursor | None,
-    offset: int | None,
-    include_deleted: bool,
-    custom_plans: bool = False,
-) -> Page[Any]:
-    """One page of ``model`` rows newest first, by (created_at, id).
+def _render(stmt: Any) -> tuple[str, tuple[str, ...]]:
+    """``stmt`` as asyncpg SQL (``$n``) and the names of its parameters in ``$n`` order."""
+    compiled = stmt.compile(dialect=_ASYNCPG)
+    return compiled.string, tuple(compiled.positiontup or ())
 
-    The page's keys are found first from ``ix_<table>_created_at`` alone (an index-only scan:
-    the index carries deleted_at, so the live filter needs no heap access), and only the
-    page's rows are then read from the table. Skipping rows (offset, or rows of other tags
-    in a semi-join) thus costs index entries, not heap fetches.
+
+_ASYNCPG = asyncpg_dialect()  # type: ignore[no-untyped-call]
+
+
+@functools.cache
+def _page_statement(
+    source: str, include_deleted: bool, keyset: bool, skip: bool
+) -> tuple[str, tuple[str, ...]]:
+    """The SQL of one shape of newest-first page, rendered once per process.
+
+    ``source``: ``video_files`` / ``hand_clips`` (all rows), ``player`` (clips with a
+    ``hand_clip_players`` row, a semi-join) or ``tag`` (clips of a tag, keys from the link
+    rows). The page's keys are found first, from an index alone (``ix_<table>_created_at``
+    carries deleted_at; ``ix_hand_clip_tags_tag_created`` carries the clip's timestamps), and
+    only the page's rows are then read from the table: skipping rows (offset, or rows of other
+    players in the semi-join) costs index entries, not heap fetches.
     """
-    _check_page(limit, after, offset)
-    # Core statements on the session's connection: the same SQL without the ORM's per-call
-    # work (a list of frozen rows needs no identity map).
-    table = model.__table__
-    keys = select(table.c.id, table.c.created_at).where(*where)
-    if not include_deleted:
-        keys = keys.where(table.c.deleted_at.is_(None))
-    if after is not None:
-        keys = keys.where(
-            tuple_(table.c.created_at, table.c.id) < tuple_(after.created_at, after.id)
+    clips = HandClip.__table__
+    created: Any
+    id_: Any
+    if source == "tag":
+        links = hand_clip_tags
+        table, columns = clips, _CLIP_ITEM_COLUMNS
+        created, id_ = links.c.clip_created_at, links.c.hand_clip_id
+        keys = select(id_.label("id"), created.label("created_at")).where(
+            links.c.tag_id == bindparam("link_id")
         )
-    keys = keys.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
-    if offset:
-        keys = keys.offset(offset)
+        if not include_deleted:
+            keys = keys.where(links.c.clip_deleted_at.is_(None))
+    else:
+        model = VideoFile if source == "video_files" else HandClip
+        table = model.__table__
+        columns = _VIDEO_ITEM_COLUMNS if source == "video_files" else _CLIP_ITEM_COLUMNS
+        created, id_ = table.c.created_at, table.c.id
+        keys = select(id_, created)
+        if source == "player":
+            players = hand_clip_players
+            keys = keys.where(
+                exists().where(
+                    players.c.hand_clip_id == table.c.id,
+                    players.c.player_id == bindparam("link_id"),
+                )
+            )
+        if not include_deleted:
+            keys = keys.where(table.c.deleted_at.is_(None))
+    if keyset:
+        keys = keys.where(
+            tuple_(created, id_)
+            < tuple_(
+                bindparam("after_created_at", type_=created.type),
+                bindparam("after_id", type_=id_.type),
+            )
+        )
+    keys = keys.order_by(created.desc(), id_.desc()).limit(bindparam("limit", type_=Integer))
+    if skip:
+        keys = keys.offset(bindparam("offset", type_=Integer))
     page = keys.subquery("page")
     stmt = (
         select(*(table.c[c.key] for c in columns))
         .join(page, table.c.id == page.c.id)
         .order_by(page.c.created_at.desc(), page.c.id.desc())
     )
-    conn = await session.connection()
-    if custom_plans:
-        async with _custom_plans(conn):
-            rows = (await conn.execute(stmt)).all()
-    else:
-        rows = (await conn.execute(stmt)).all()
+    return _render(stmt)
+
+
+async def _newest_first(
+    session: AsyncSession,
+    source: str,
+    make: Any,
+    *,
+    link_id: uuid.UUID | None = None,
+    limit: int,
+    after: Cursor | None,
+    offset: int | None,
+    include_deleted: bool,
+    custom_plans: bool = False,
+) -> Page[Any]:
+    """One page newest first, by (created_at, id): see `_page_statement`.
+
+    Runs on the lean path (`pokervod_db.fastpath`): the SQL of each shape is rendered once,
+    and a list of frozen rows needs no ORM identity map.
+    """
+    _check_page(limit, after, offset)
+    sql, names = _page_statement(source, include_deleted, after is not None, bool(offset))
+    values = {
+        "link_id": link_id,
+        "limit": limit + 1,
+        "offset": offset,
+        "after_created_at": None if after is None else after.created_at,
+        "after_id": None if after is None else after.id,
+    }
+    args = [values[name] for name in names]
+    conn = await fastpath.driver(session)
+    if not custom_plans:
+        return _page(await fastpath.fetch_on(session, conn, sql, *args), limit, make)
+    # If the query fails the transaction is aborted, and the setting goes with it.
+    before = await fastpath.fetch_on(session, conn, _CUSTOM_PLANS_ON)
+    rows = await fastpath.fetch_on(session, conn, sql, *args)
+    await fastpath.fetch_on(session, conn, _CUSTOM_PLANS_OFF, before[0][0])
     return _page(rows, limit, make)
 
 
+# Transaction-local, as in `_custom_plans`; the second statement puts the setting back.
+_CUSTOM_PLANS_ON = (
+    "SELECT current_setting('plan_cache_mode'), "
+    "set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
+_CUSTOM_PLANS_OFF = "SELECT set_config('plan_cache_mode', $1, true)"
+
+
+@timed("queries.list_video_files")
 async def list_video_files(
     session: AsyncSession,
     *,
@@ -404,8 +677,7 @@ async def list_video_files(
     """All video files, newest first (``ix_video_files_created_at``)."""
     return await _newest_first(
         session,
-        VideoFile,
-        _VIDEO_ITEM_COLUMNS,
+        "video_files",
         VideoFileItem,
         limit=limit,
         after=after,
@@ -414,6 +686,7 @@ async def list_video_files(
     )
 
 
+@timed("queries.list_hand_clips")
 async def list_hand_clips(
     session: AsyncSession,
     *,
@@ -425,8 +698,7 @@ async def list_hand_clips(
     """All hand clips, newest first (``ix_hand_clips_created_at``)."""
     return await _newest_first(
         session,
-        HandClip,
-        _CLIP_ITEM_COLUMNS,
+        "hand_clips",
         HandClipItem,
         limit=limit,
         after=after,
@@ -435,6 +707,7 @@ async def list_hand_clips(
     )
 
 
+@timed("queries.get_hand_clips_of_player")
 async def get_hand_clips_of_player(
     session: AsyncSession,
     player_id: uuid.UUID,
@@ -451,17 +724,20 @@ async def get_hand_clips_of_player(
     them; for a star in thousands it walks ``ix_hand_clips_created_at`` backwards, probing the
     links, and stops after one page.
     """
-    return await _clips_linked(
+    return await _newest_first(
         session,
-        hand_clip_players,
-        hand_clip_players.c.player_id == player_id,
+        "player",
+        HandClipItem,
+        link_id=player_id,
         limit=limit,
         after=after,
         offset=offset,
         include_deleted=include_deleted,
+        custom_plans=True,
     )
 
 
+@timed("queries.get_hand_clips_of_tag")
 async def get_hand_clips_of_tag(
     session: AsyncSession,
     tag_id: uuid.UUID,
@@ -471,65 +747,46 @@ async def get_hand_clips_of_tag(
     offset: int | None = None,
     include_deleted: bool = False,
 ) -> Page[HandClipItem]:
-    """The hand clips with a tag, newest first (a semi-join, as `get_hand_clips_of_player`)."""
-    return await _clips_linked(
-        session,
-        hand_clip_tags,
-        hand_clip_tags.c.tag_id == tag_id,
-        limit=limit,
-        after=after,
-        offset=offset,
-        include_deleted=include_deleted,
-    )
+    """The hand clips with a tag, newest first, from ``ix_hand_clip_tags_tag_created``.
 
-
-async def _clips_linked(
-    session: AsyncSession,
-    link_table: Table,
-    link: ColumnElement[bool],
-    *,
-    limit: int,
-    after: Cursor | None,
-    offset: int | None,
-    include_deleted: bool,
-) -> Page[HandClipItem]:
-    """Newest-first page of the clips with a row in ``link_table`` matching ``link``."""
-    linked = exists().where(link_table.c.hand_clip_id == HandClip.__table__.c.id, link)
+    The link rows carry their clip's ``created_at`` and ``deleted_at`` (kept by triggers,
+    005_tag_link_created_at), so the page's keys come from one backward index-only range scan
+    of the tag that stops after the page, whatever the size of the tag; then only the page's
+    clips are read. One plan is right for every tag, so no custom plan is needed.
+    """
     return await _newest_first(
         session,
-        HandClip,
-        _CLIP_ITEM_COLUMNS,
+        "tag",
         HandClipItem,
-        where=[linked],
+        link_id=tag_id,
         limit=limit,
         after=after,
         offset=offset,
         include_deleted=include_deleted,
-        custom_plans=True,
     )
 
 
+_COUNT_SQL = {
+    include: _render(
+        select(tag_clip_counts.c.clips if include else tag_clip_counts.c.live_clips).where(
+            tag_clip_counts.c.tag_id == bindparam("tag_id")
+        )
+    )[0]
+    for include in (False, True)
+}
+
+
+@timed("queries.count_hand_clips_of_tag")
 async def count_hand_clips_of_tag(
     session: AsyncSession, tag_id: uuid.UUID, *, include_deleted: bool = False
 ) -> int:
-    """How many (live) hand clips carry a tag.
+    """How many (live) hand clips carry a tag: one row of ``tag_clip_counts``.
 
-    Counting through a join reads every clip of the tag (a heap fetch each). Instead: count
-    the tag's links in ``ix_hand_clip_tags_tag_clip`` (tag_id, hand_clip_id) and subtract, by a
-    merge anti-join in the same hand_clip_id order, the few clips in the partial index of
-    soft-deleted clips (``ix_hand_clips_deleted``). Both are index-only scans.
+    The counters are kept by statement triggers on ``hand_clip_tags`` (and follow a clip's
+    soft delete through its links), so the biggest tag costs what the smallest does.
     """
-    links = (
-        select(func.count()).select_from(hand_clip_tags).where(hand_clip_tags.c.tag_id == tag_id)
-    )
-    if not include_deleted:
-        clips = HandClip.__table__
-        deleted = exists().where(
-            clips.c.id == hand_clip_tags.c.hand_clip_id, clips.c.deleted_at.is_not(None)
-        )
-        links = links.where(~deleted)
-    conn = await session.connection()
-    return int((await conn.execute(links)).scalar_one())
+    rows = await fastpath.fetch(session, _COUNT_SQL[include_deleted], tag_id)
+    return int(rows[0][0]) if rows else 0
 
 
 # --- planner settings -------------------------------------------------------------------------

@@ -43,6 +43,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from pokervod_db.instrumentation import timed
+
 MAX_RESULTS = 1000
 """The largest ``limit`` a search accepts (as ``queries.MAX_LIMIT``)."""
 
@@ -464,6 +466,7 @@ async def search(
     )
 
 
+@timed("queries.search_video_files")
 async def search_video_files(
     session: AsyncSession,
     q: str,
@@ -482,6 +485,7 @@ async def search_video_files(
     return [VideoFileHit(*row) for row in rows]
 
 
+@timed("queries.search_hand_clips")
 async def search_hand_clips(
     session: AsyncSession,
     q: str,

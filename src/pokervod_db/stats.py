@@ -49,18 +49,6 @@ async def exact_row_counts(conn: AsyncConnection) -> dict[str, int]:
     return await _count_all(conn, [n for n in table_names() if n in present])
 
 
-def human_bytes(size: int | None) -> str:
-    """A size for humans: ``"8.0 kB"``, ``"1.2 MB"`` (powers of 1024, as pg_size_pretty)."""
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("bytes", "kB", "MB", "GB", "TB"):
-        if abs(value) < 1024 or unit == "TB":
-            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 

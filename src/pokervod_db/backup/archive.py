@@ -18,6 +18,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -250,7 +252,28 @@ def ensure_backup_dir(path: Path) -> Path:
         ) from exc
     if not os.access(path, os.W_OK | os.X_OK):
         raise BackupError(f"the backup directory {path} is not writable; set BACKUP_DIR")
+    check_backup_dir_owner(path)
     return path
+
+
+def check_backup_dir_owner(path: Path) -> None:
+    """Refuse a backup directory that someone else could write into.
+
+    Whoever can write BACKUP_DIR can swap archives and manifests (an archive is only data to a
+    restore, but a swapped one still replaces the catalog) or plant links; so it must belong to
+    the running user and be writable by nobody else. Refused, not warned: a warning scrolls by.
+    """
+    info = path.stat()
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise BackupError(
+            f"the backup directory {path} belongs to uid {info.st_uid}, not to this user "
+            f"(uid {os.getuid()}); chown it to this user or set BACKUP_DIR"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise BackupError(
+            f"the backup directory {path} is writable by its group or by everyone "
+            f"(mode {stat.S_IMODE(info.st_mode):o}); run chmod go-w {path}"
+        )
 
 
 def iter_backups(backup_dir: Path) -> Iterator[tuple[str, Path | None, Path | None]]:
@@ -271,10 +294,17 @@ def iter_backups(backup_dir: Path) -> Iterator[tuple[str, Path | None, Path | No
 
 
 def remove_archive(path: Path) -> None:
-    if path.is_dir():
-        for p in sorted(path.rglob("*"), reverse=True):
-            p.rmdir() if p.is_dir() else p.unlink()
-        path.rmdir()
+    """Delete an archive (file or directory) without ever following a symbolic link.
+
+    A link is removed as a link (never what it points at); a directory is removed by
+    ``shutil.rmtree``, which unlinks links inside it instead of descending into them.
+    """
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
 
@@ -303,7 +333,20 @@ def remove_stale_temporaries(backup_dir: Path, *, max_age_s: float = 86400.0) ->
         if match is None:
             continue
         try:
-            age = now - entry.stat().st_mtime
+            info = entry.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            # Never ours (we create plain files and directories): remove the link itself, never
+            # what it points at.
+            try:
+                entry.unlink()
+            except OSError:
+                continue
+            removed.append(entry)
+            continue
+        try:
+            age = now - info.st_mtime
         except FileNotFoundError:
             continue
         if is_pid_alive(int(match.group(1))) and age < max_age_s:

@@ -2,8 +2,10 @@
 
 A restore or verify first proves, without a connection, that the file exists, is a pg_dump
 archive (by its bytes, then by ``pg_restore --list``), matches its manifest's size and sha256 (a
-truncated or altered file does not), holds schema ``pokervod`` and nothing outside it, and is at
-a revision this code knows. Any failure is one `BackupError` line and nothing has changed.
+truncated or altered file does not), holds schema ``pokervod`` and nothing outside it, holds
+nothing but table data and the objects our own migrations create (no foreign function, trigger,
+event trigger, publication, database setting, …: `data_only_problem`), and is at a revision
+this code knows. Any failure is one `BackupError` line and nothing has changed.
 """
 
 from __future__ import annotations
@@ -28,30 +30,225 @@ from pokervod_db.errors import BackupError
 from pokervod_db.settings import SCHEMA
 
 # "123; 2615 16429 SCHEMA - pokervod postgres" / "240; 0 16790 TABLE DATA pokervod projects postgres"
-_TOC_LINE = re.compile(r"^(\d+); (\d+) (\d+) (?P<desc>[A-Z][A-Z ]*) (?P<schema>\S+) (?P<rest>.*)$")
+# pg_restore prints names unquoted, so a name with a space is ambiguous: every entry we accept must
+# split into exactly the number of words its kind has, or it is refused (`"pokervod evil"`).
+_TOC_LINE = re.compile(r"^(?P<id>\d+); (\d+) (\d+) (?P<tail>.*)$")
+
+# Every entry kind pg_dump writes (longest first so "TABLE DATA" is not read as "TABLE").
+_KNOWN_DESCS = sorted(
+    [
+        "ACCESS METHOD",
+        "ACL",
+        "AGGREGATE",
+        "ATTRDEF",
+        "BLOB",
+        "BLOB METADATA",
+        "BLOBS",
+        "CAST",
+        "CHECK CONSTRAINT",
+        "COLLATION",
+        "COMMENT",
+        "CONSTRAINT",
+        "CONVERSION",
+        "DATABASE",
+        "DATABASE PROPERTIES",
+        "DEFAULT",
+        "DEFAULT ACL",
+        "DOMAIN",
+        "ENCODING",
+        "EVENT TRIGGER",
+        "EXTENSION",
+        "FK CONSTRAINT",
+        "FOREIGN DATA WRAPPER",
+        "FOREIGN SERVER",
+        "FOREIGN TABLE",
+        "FUNCTION",
+        "INDEX",
+        "INDEX ATTACH",
+        "LARGE OBJECT",
+        "MATERIALIZED VIEW",
+        "MATERIALIZED VIEW DATA",
+        "OPERATOR",
+        "OPERATOR CLASS",
+        "OPERATOR FAMILY",
+        "POLICY",
+        "PROCEDURE",
+        "PROCEDURAL LANGUAGE",
+        "PUBLICATION",
+        "PUBLICATION TABLE",
+        "PUBLICATION TABLES IN SCHEMA",
+        "ROW SECURITY",
+        "RULE",
+        "SCHEMA",
+        "SEARCHPATH",
+        "SECURITY LABEL",
+        "SEQUENCE",
+        "SEQUENCE OWNED BY",
+        "SEQUENCE SET",
+        "SERVER",
+        "STATISTICS",
+        "STATISTICS DATA",
+        "STDSTRINGS",
+        "SUBSCRIPTION",
+        "SUBSCRIPTION TABLE",
+        "TABLE",
+        "TABLE ATTACH",
+        "TABLE DATA",
+        "TEXT SEARCH CONFIGURATION",
+        "TEXT SEARCH DICTIONARY",
+        "TEXT SEARCH PARSER",
+        "TEXT SEARCH TEMPLATE",
+        "TRANSFORM",
+        "TRIGGER",
+        "TYPE",
+        "USER MAPPING",
+        "VIEW",
+    ],
+    key=len,
+    reverse=True,
+)
+
+# Entries describing objects our migrations create: never executed (the restore builds the schema
+# from the migrations), accepted so that a normal backup restores. Words after the kind:
+# schema, name, owner (3) or schema, table, name, owner (4).
+_SCHEMA_OBJECT_WORDS = {
+    "TABLE": 3,
+    "SEQUENCE": 3,
+    "SEQUENCE OWNED BY": 3,
+    "INDEX": 3,
+    "DEFAULT": 4,
+    "CONSTRAINT": 4,
+    "FK CONSTRAINT": 4,
+    "STATISTICS DATA": 3,
+}
+# The functions and triggers our migrations create: 001's `set_updated_at`, and the tag-link
+# triggers of 005_tag_link_created_at ((table, trigger) pairs).
+_OUR_FUNCTIONS = {
+    "set_updated_at()",
+    "hand_clip_tags_copy_clip()",
+    "hand_clips_to_tag_links()",
+    "tag_clip_counts_apply()",
+}
+_OUR_TRIGGER = re.compile(r"^trg_(?P<table>[a-z_]+)_updated_at$")
+_OUR_OTHER_TRIGGERS = {
+    ("hand_clip_tags", "hand_clip_tags_copy_clip"),
+    ("hand_clips", "hand_clips_to_tag_links"),
+    ("hand_clip_tags", "tag_clip_counts_insert"),
+    ("hand_clip_tags", "tag_clip_counts_delete"),
+    ("hand_clip_tags", "tag_clip_counts_update"),
+}
+
+
+@dataclass(frozen=True)
+class TocEntry:
+    """One line of ``pg_restore --list``: its dump id, kind and the words that follow."""
+
+    dump_id: int
+    desc: str
+    words: tuple[str, ...]
+    line: str
+
+    @property
+    def schema(self) -> str:
+        return self.words[0] if self.words else "-"
+
+    def describe(self) -> str:
+        shown = " ".join(self.words[:-1] if len(self.words) > 2 else self.words)  # less the owner
+        return f"{self.desc} {shown}".strip()
 
 
 @dataclass
 class TocInfo:
     """What ``pg_restore --list`` says about an archive."""
 
-    entries: list[tuple[str, str, str]] = field(default_factory=list)  # (desc, schema, rest)
+    entries: list[TocEntry] = field(default_factory=list)
     header: dict[str, str] = field(default_factory=dict)
 
     @property
     def schemas(self) -> set[str]:
-        named = {rest.split()[0] for desc, schema, rest in self.entries if desc == "SCHEMA"}
-        return named | {s for _, s, _ in self.entries if s != "-"}
+        named = {e.words[1] for e in self.entries if e.desc == "SCHEMA" and len(e.words) > 1}
+        return named | {e.schema for e in self.entries if e.schema != "-"}
 
     @property
     def has_schema(self) -> bool:
-        return any(
-            desc == "SCHEMA" and rest.split()[:1] == [SCHEMA] for desc, _, rest in self.entries
-        )
+        return any(e.desc == "SCHEMA" and e.words[:2] == ("-", SCHEMA) for e in self.entries)
 
     @property
     def data_tables(self) -> list[str]:
-        return [rest.split()[0] for desc, _, rest in self.entries if desc == "TABLE DATA"]
+        return [e.words[1] for e in self.entries if e.desc == "TABLE DATA" and len(e.words) > 1]
+
+    def data_entries(self) -> list[TocEntry]:
+        """The entries a restore loads: rows of tables and values of sequences."""
+        return [e for e in self.entries if e.desc in ("TABLE DATA", "SEQUENCE SET")]
+
+
+def _parse_entry(line: str) -> TocEntry | None:
+    match = _TOC_LINE.match(line)
+    if match is None:
+        return None
+    tail = match["tail"]
+    for desc in _KNOWN_DESCS:
+        if tail == desc or tail.startswith(desc + " "):
+            words = tuple(tail[len(desc) + 1 :].split(" ")) if tail != desc else ()
+            return TocEntry(int(match["id"]), desc, words, line)
+    desc = tail.split(" ", 1)[0]
+    return TocEntry(int(match["id"]), desc, tuple(tail.split(" ")[1:]), line)
+
+
+def known_tables() -> set[str]:
+    """The tables whose rows a restore loads: those of the models, plus Alembic's version table."""
+    from pokervod_db.models import Base
+
+    return {t.name for t in Base.metadata.tables.values() if t.schema == SCHEMA} | {
+        "alembic_version"
+    }
+
+
+def data_only_problem(toc: TocInfo) -> str | None:
+    """Why the archive holds more than table data and our own objects, or None if it does not.
+
+    Anything that could carry code or reach beyond schema ``pokervod`` (functions other than
+    ours, triggers, rules, policies, event triggers, publications, roles, database settings,
+    grants on other objects, other schemas, names that cannot be read exactly) is refused.
+    """
+    tables = known_tables()
+    for e in toc.entries:
+        w = e.words
+        if e.desc == "SCHEMA":
+            ok = w[:2] == ("-", SCHEMA) and len(w) == 3
+        elif e.desc == "ACL":  # grants on our own schema or tables: never applied
+            ok = (len(w) == 4 and w[:3] == ("-", "SCHEMA", SCHEMA)) or (
+                len(w) == 4 and w[0] == SCHEMA and w[1] in ("TABLE", "SEQUENCE")
+            )
+        elif e.desc == "COMMENT":
+            ok = len(w) >= 3 and w[0] == SCHEMA and w[1] in ("TABLE", "COLUMN", "INDEX")
+        elif e.desc in _SCHEMA_OBJECT_WORDS:
+            ok = len(w) == _SCHEMA_OBJECT_WORDS[e.desc] and w[0] == SCHEMA
+        elif e.desc == "TABLE DATA":
+            ok = len(w) == 3 and w[0] == SCHEMA and w[1] in tables
+        elif e.desc == "SEQUENCE SET":
+            ok = (
+                len(w) == 3
+                and w[0] == SCHEMA
+                and re.fullmatch(r"[a-z_][a-z0-9_]*", w[1]) is not None
+            )
+        elif e.desc == "FUNCTION":
+            ok = len(w) == 3 and w[0] == SCHEMA and w[1] in _OUR_FUNCTIONS
+        elif e.desc == "TRIGGER":
+            trigger = _OUR_TRIGGER.match(w[2]) if len(w) == 4 else None
+            ok = (
+                len(w) == 4
+                and w[0] == SCHEMA
+                and (
+                    (trigger is not None and w[1] in tables and trigger["table"] == w[1])
+                    or (w[1], w[2]) in _OUR_OTHER_TRIGGERS
+                )
+            )
+        else:
+            ok = False
+        if not ok:
+            return e.describe()
+    return None
 
 
 def read_toc(tools: PgTools, path: Path, kind: ArchiveKind) -> TocInfo:
@@ -87,9 +284,9 @@ def read_toc(tools: PgTools, path: Path, kind: ArchiveKind) -> TocInfo:
             if value:
                 info.header[key.strip()] = value.strip()
             continue
-        match = _TOC_LINE.match(line)
-        if match:
-            info.entries.append((match["desc"], match["schema"], match["rest"]))
+        entry = _parse_entry(line)
+        if entry is not None:
+            info.entries.append(entry)
     if not info.entries:
         raise BackupError(f"{path} is a pg_dump archive with no entries: not a backup of {SCHEMA}")
     return info
@@ -144,9 +341,15 @@ def inspect_archive(tools: PgTools, archive: Path) -> ArchiveCheck:
             f"{path} also contains objects outside schema {SCHEMA} ({', '.join(foreign)}); "
             "only archives made by `pokervod-db backup` are restored"
         )
-    if any(desc.startswith(("BLOB", "LARGE OBJECT")) for desc, _, _ in toc.entries):
+    if any(e.desc.startswith(("BLOB", "LARGE OBJECT")) for e in toc.entries):
         raise BackupError(
             f"{path} contains large objects; only archives of schema {SCHEMA} are restored"
+        )
+    extra = data_only_problem(toc)
+    if extra is not None:
+        raise BackupError(
+            f"{path} holds {extra}, which is not table data nor an object of our migrations; "
+            "it is refused (a restore loads only the rows of pokervod's tables)"
         )
     _check_revision(path, manifest.revision)
     return ArchiveCheck(path=path, kind=kind, manifest=manifest, toc=toc)

@@ -1,4 +1,8 @@
-"""The maintenance connection of a backup, restore or verify: locked, translated errors."""
+"""The maintenance connection of a backup, restore or verify: locked, translated errors.
+
+The connection itself is `pokervod_db.database.maintenance_connection` (re-exported here);
+this module adds the maintenance lock and the server facts a manifest records.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import SQLAlchemyError
 
-from pokervod_db.database import create_sync_engine
-from pokervod_db.errors import translate
+from pokervod_db.database import maintenance_connection
 from pokervod_db.locking import maintenance_lock
 from pokervod_db.settings import Settings
+
+__all__ = ["ServerInfo", "locked_connection", "maintenance_connection", "server_info"]
 
 
 @dataclass(frozen=True)
@@ -30,21 +34,6 @@ def server_info(conn: Connection) -> ServerInfo:
         )
     ).one()
     return ServerInfo(int(row[0]), str(row[1]).split()[0], str(row[2]))
-
-
-@contextmanager
-def maintenance_connection(
-    settings: Settings, *, application_name: str = "pokervod-db backup"
-) -> Iterator[Connection]:
-    """A psycopg connection of its own (no pool); driver errors leave as `PokervodDBError`."""
-    engine = create_sync_engine(settings, application_name=application_name)
-    try:
-        with engine.connect() as conn:
-            yield conn
-    except SQLAlchemyError as exc:
-        raise translate(exc) from exc
-    finally:
-        engine.dispose()
 
 
 @contextmanager

@@ -140,6 +140,22 @@ class BackupResult:
             "s3_key": self.s3_key,
         }
 
+    def event_payload(self) -> dict[str, Any]:
+        """The ``db.backup.completed`` payload: where the archive is and what it holds (sizes
+        in bytes, and in MB of 10**6 bytes as the PRD's ``size_mb``)."""
+        return {
+            "file": str(self.file),
+            "size_mb": self.size_mb,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "revision": self.revision,
+            "duration_s": round(self.duration_s, 3),
+            "format": self.kind,
+            "compression": self.compression,
+            "tag": self.tag,
+            "s3_key": self.s3_key,
+        }
+
 
 def create_backup(
     settings: Settings,
@@ -163,9 +179,14 @@ def create_backup(
         compression = settings.backup_compression if fmt == "custom" else "gzip"
     parse_compression(compression, fmt)  # fail on a typo before connecting
     if jobs < 1:
-        raise BackupError("--jobs must be at least 1")
+        raise BackupError(f"jobs must be at least 1, not {jobs}")
     if jobs > 1 and fmt != "directory":
-        raise BackupError("parallel jobs need the directory format (--format directory)")
+        raise BackupError("parallel jobs need the directory format")
+    if upload:
+        from pokervod_db.backup import storage
+
+        if storage.configured(settings):
+            storage.require_boto3()  # before the dump: no archive made only to fail its upload
     settings = embedded.start(settings)
     tools = find_tools(settings)
     target = ensure_backup_dir(backup_dir or settings.backup_dir)
@@ -190,7 +211,7 @@ def create_backup(
     return result
 
 
-def backup_locked(
+def backup_locked(  # noqa: C901 (being changed on other branches; split once they landed)
     settings: Settings,
     conn: Connection,
     *,
@@ -321,11 +342,16 @@ def backup_locked(
             tag=tag,
         )
         final = _place(tmp, backup_dir, started_at, kind, manifest, t0)
-    except BaseException:
+    except BaseException as exc:
         stop(dump)
         if conn.in_transaction():
             conn.rollback()
         remove_archive(tmp)
+        if isinstance(exc, OSError):  # a full disk, a quota, a file size limit …
+            raise BackupError(
+                f"writing the backup into {backup_dir} failed: {exc.strerror or exc}; "
+                "nothing was kept (free some space and run it again)"
+            ) from exc
         raise
     manifest = Manifest.model_validate(manifest_dict(manifest) | {"archive": final.name})
     return BackupResult(

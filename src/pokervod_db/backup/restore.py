@@ -69,6 +69,18 @@ class RestoreResult:
             "old_schema_dropped": self.old_schema_dropped,
         }
 
+    def event_payload(self) -> dict[str, Any]:
+        """The ``db.restore.completed`` payload: what the database holds now, and where the
+        data it replaced went (``safety_backup``)."""
+        return {
+            "file": str(self.file),
+            "revision": self.revision,
+            "row_counts": self.row_counts,
+            "duration_s": round(self.duration_s, 3),
+            "upgrade_needed": self.upgrade_needed,
+            "safety_backup": str(self.safety_backup.file) if self.safety_backup else None,
+        }
+
 
 def check_archive(settings: Settings, archive: Path) -> ArchiveCheck:
     """Every check of `restore_backup` that needs no database (used by the CLI before asking)."""

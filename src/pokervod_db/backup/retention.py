@@ -169,11 +169,11 @@ def prune_backups(
 ) -> PruneResult:
     """Delete complete backups that the retention rules do not keep (archive, then manifest)."""
     if keep_daily < 0 or keep_weekly < 0:
-        raise BackupError("--keep-daily and --keep-weekly cannot be negative")
+        raise BackupError("keep_daily and keep_weekly cannot be negative")
     if keep_daily == 0 and keep_weekly == 0:
         raise BackupError(
-            "--keep-daily 0 and --keep-weekly 0 would delete every backup but the newest verified "
-            "one; keep at least one day or week"
+            "keeping 0 daily and 0 weekly backups would delete every backup but the newest "
+            "verified one; keep at least one day or week"
         )
     backups = list_backups(settings, backup_dir=backup_dir)
     kept_names = select_kept(backups, keep_daily=keep_daily, keep_weekly=keep_weekly)

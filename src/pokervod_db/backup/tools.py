@@ -129,7 +129,8 @@ def libpq_environment(
     """
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    params: dict[str, Any] = conninfo_to_dict(settings.libpq_url())
+    # pg_dump / pg_restore / psql need a real session: DATABASE_DIRECT_URL when set.
+    params: dict[str, Any] = conninfo_to_dict(settings.direct().libpq_url())
     if database is not None:
         params["dbname"] = database
     password = params.pop("password", None)

@@ -97,7 +97,13 @@ def verify_backup(
             duration_s=round(duration, 3),
             server_version=info.version,
         )
-        write_manifest(check.path, check.manifest)
+        try:
+            write_manifest(check.path, check.manifest)
+        except OSError as exc:
+            raise BackupError(
+                f"the verification of {check.path.name} ({'ok' if ok else 'failed'}) could not be "
+                f"recorded in its manifest: {exc.strerror or exc}; the manifest is unchanged"
+            ) from exc
     if not ok:
         raise BackupError(f"verification of {check.path.name} failed: {'; '.join(mismatches[:3])}")
     report(progress, Progress("verified"))

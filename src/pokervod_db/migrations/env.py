@@ -24,17 +24,16 @@ from typing import Any
 
 from alembic import context
 from alembic.util.exc import CommandError
-from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from pokervod_db import embedded
-from pokervod_db.database import create_sync_engine, unavailable
+from pokervod_db.database import maintenance_connection
 from pokervod_db.errors import PokervodDBError, translate
 from pokervod_db.locking import maintenance_lock
 from pokervod_db.migrate import MIGRATION_REPORT, MigrationReport, configure_context
 from pokervod_db.models import Base
-from pokervod_db.settings import SCHEMA, Settings
+from pokervod_db.settings import SCHEMA, Settings, load_settings
 
 config = context.config
 target_metadata = Base.metadata
@@ -50,12 +49,7 @@ def _settings() -> Settings:
     given = config.attributes.get("settings")
     if isinstance(given, Settings):
         return given
-    try:
-        return Settings()
-    except ValidationError as exc:
-        raise PokervodDBError(
-            f"invalid settings: {exc.errors()[0]['msg'].removeprefix('Value error, ')}"
-        ) from exc
+    return load_settings()
 
 
 def run_migrations_offline() -> None:
@@ -86,7 +80,13 @@ def _record_step(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
 
 
 def _run(connection: Connection, settings: Settings) -> None:
-    connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+    # Only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when
+    # the schema exists, and an application role (pokervod_app) must be able to run
+    # `upgrade head` on a database that is already at head.
+    if not connection.execute(
+        text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": SCHEMA}
+    ).first():
+        connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
     # Session-wide: applies to every migration transaction that follows.
     connection.execute(text(f"SET lock_timeout = {settings.statement_lock_timeout_ms}"))
     connection.commit()
@@ -104,13 +104,12 @@ def _run(connection: Connection, settings: Settings) -> None:
 
 
 @contextmanager
-def _locked_connection(engine: Engine, settings: Settings, shown_url: str) -> Iterator[Connection]:
-    try:
-        connection = engine.connect()
-    except (DBAPIError, OSError) as exc:
-        raise unavailable(shown_url, exc) from exc
+def _locked_connection(settings: Settings, engine: Engine | None = None) -> Iterator[Connection]:
+    """A maintenance connection (``engine``'s when given) holding the maintenance lock."""
     with (
-        connection,
+        maintenance_connection(
+            settings, application_name="pokervod-db migrate", engine=engine
+        ) as connection,
         maintenance_lock(
             connection, timeout_s=settings.migration_lock_timeout_s, purpose="the migration"
         ),
@@ -127,17 +126,12 @@ def run_migrations_online() -> None:
     if isinstance(given, Engine):
         # pytest-alembic hands over its engine: run exactly as a normal migration would.
         settings = _settings()
-        shown = given.url.render_as_string(hide_password=True)
-        with _locked_connection(given, settings, shown) as connection:
+        with _locked_connection(settings, given) as connection:
             _run(connection, settings)
         return
     settings = embedded.start(_settings())
-    engine = create_sync_engine(settings, application_name="pokervod-db migrate")
-    try:
-        with _locked_connection(engine, settings, settings.masked_url()) as connection:
-            _run(connection, settings)
-    finally:
-        engine.dispose()
+    with _locked_connection(settings) as connection:
+        _run(connection, settings)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from pokervod_db.models.media import (
     VideoFile,
     hand_clip_players,
     hand_clip_tags,
+    tag_clip_counts,
 )
 from pokervod_db.models.nas import NASFile, NASFolder
 from pokervod_db.models.sync import GoogleSheetSync
@@ -75,4 +76,5 @@ __all__ = [
     "VideoFile",
     "hand_clip_players",
     "hand_clip_tags",
+    "tag_clip_counts",
 ]

@@ -25,6 +25,11 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+STORAGE_PARAMETERS = "storage_parameters"
+"""Key in ``Table.info`` of the storage parameters (``WITH (...)``, e.g. fillfactor) that the
+migrations set on a table. They stay out of the table definition because SQLAlchemy 2.0 has no
+Table-level ``postgresql_with``; the drift check compares them with ``pg_class.reloptions``."""
+
 
 class Base(DeclarativeBase):
     """Base of every model: all tables in schema ``pokervod``, names by the PRD's convention."""

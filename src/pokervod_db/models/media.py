@@ -19,6 +19,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Computed,
+    DateTime,
     ForeignKey,
     Index,
     Numeric,
@@ -33,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from pokervod_db.models.base import Base, TimestampMixin, uuid_pk
+from pokervod_db.models.base import STORAGE_PARAMETERS, Base, TimestampMixin, uuid_pk
 from pokervod_db.models.values import HandGrade, TagCategory, VersionType, in_list
 
 if TYPE_CHECKING:
@@ -52,10 +53,29 @@ hand_clip_tags = Table(
         primary_key=True,
     ),
     Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
-    # (tag_id, hand_clip_id): a tag's clips come out of the index alone, in clip-id order,
-    # which lets counts and semi-joins run as index-only scans (004_query_indexes).
-    Index("ix_hand_clip_tags_tag_clip", "tag_id", "hand_clip_id"),
+    # Copies of the clip's created_at / deleted_at, set and kept by triggers (never write
+    # them): a tag's live clips, newest first, come out of one index range
+    # (005_tag_link_created_at).
+    Column("clip_created_at", DateTime(timezone=True), nullable=False),
+    Column("clip_deleted_at", DateTime(timezone=True)),
+    Index(
+        "ix_hand_clip_tags_tag_created",
+        "tag_id",
+        "clip_created_at",
+        "hand_clip_id",
+        postgresql_include=["clip_deleted_at"],
+    ),
 )
+
+tag_clip_counts = Table(
+    "tag_clip_counts",
+    Base.metadata,
+    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+    Column("clips", BigInteger, nullable=False, server_default=text("0")),
+    Column("live_clips", BigInteger, nullable=False, server_default=text("0")),
+)
+"""Per tag, how many clips carry it and how many of those are live; kept by statement
+triggers on ``hand_clip_tags`` (005_tag_link_created_at). Read-only for the application."""
 
 hand_clip_players = Table(
     "hand_clip_players",
@@ -100,7 +120,9 @@ class VideoFile(TimestampMixin, Base):
             postgresql_using="gin",
         ),
         # Room for in-place (HOT) updates by rescans, as on nas_files (004_query_indexes).
-        {"postgresql_with": {"fillfactor": 90}},
+        # Set by that migration; here only as `info` so SQLAlchemy 2.0 (no Table-level
+        # postgresql_with) imports the models and the drift check still compares it.
+        {"info": {STORAGE_PARAMETERS: {"fillfactor": "90"}}},
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -52,7 +52,8 @@ REPLACED = {
 # autocommit block) it deadlocks with the other runners of an upgrade, which wait for the
 # advisory lock inside a statement whose snapshot the concurrent build waits for. Built in the
 # transaction instead: writes to these tables wait while it runs (seconds at archive scale,
-# see benchmarks/README.md), reads do not.
+# see benchmarks/README.md), reads do not. Waiting runners now poll for the lock holding no
+# snapshot (locking.py): new revisions build concurrently with pokervod_db.migrations.online.
 _LINT_EXCEPTION = (
     "-- squawk-ignore-file require-concurrent-index-creation, require-concurrent-index-deletion"
 )

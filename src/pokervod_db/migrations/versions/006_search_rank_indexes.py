@@ -23,7 +23,7 @@ loaded. Built inside the migration's transaction, not ``CONCURRENTLY``, for the 
 004 (``_LINT_EXCEPTION``).
 
 Revision ID: 006_search_rank_indexes
-Revises: 004_query_indexes
+Revises: 005_tag_link_created_at
 Create Date: 2026-11-29
 """
 
@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "006_search_rank_indexes"
-down_revision: str | Sequence[str] | None = "004_query_indexes"
+down_revision: str | Sequence[str] | None = "005_tag_link_created_at"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

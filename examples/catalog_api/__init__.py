@@ -1,0 +1,1 @@
+"""An example consumer of pokervod-db: a small catalog API (see README.md here)."""
