@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import events_load, soak
+from benchmarks import events_load, search_quality, soak
 
 
 def _mark(met: bool | None) -> str:
@@ -123,6 +123,8 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         *events_section,
     ]
+    if "search_quality" in r:
+        lines += search_quality.markdown(r["search_quality"])
     return "\n".join(lines)
 
 

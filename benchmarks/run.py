@@ -26,7 +26,17 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks import bare, events_load, ops, physical, reads, soak, throughput, writes
+from benchmarks import (
+    bare,
+    events_load,
+    ops,
+    physical,
+    reads,
+    search_quality,
+    soak,
+    throughput,
+    writes,
+)
 from benchmarks.generate import GENERATOR_VERSION, generate
 from benchmarks.report import markdown
 from benchmarks.scales import SCALES, Scale
@@ -136,6 +146,10 @@ async def run_benchmark(
         if "reads" in sections:
             log(f"read queries ({runs or scale.runs} runs each) …")
             read_results, chosen = await reads.time_reads(factory, runs=runs or scale.runs, log=log)
+        log("search quality …")
+        quality = await search_quality.time_search_quality(
+            factory, runs=min(runs or scale.runs, search_quality.RUNS), log=log
+        )
         if "request_path" in sections or "throughput" in sections:
             bare_runs = min(500, runs or scale.runs)
             log(f"request path: package vs the same SQL on bare asyncpg ({bare_runs} runs) …")
@@ -200,6 +214,7 @@ async def run_benchmark(
         "generation": generation,
         "parameters": chosen,
         "reads": read_results,
+        "search_quality": quality,
         "ingest": write_results,
         "migration": migration,
         "backup_restore": backup,

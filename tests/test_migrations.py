@@ -34,6 +34,7 @@ REVISIONS = [
     "003_agent_events",
     "004_query_indexes",
     "005_tag_link_created_at",
+    "006_search_rank_indexes",
 ]
 HEAD = REVISIONS[-1]
 

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "migrations": 2,
     "catalog": 3,
     "queries": 3,
+    "search": 3,
     "ingest": 3,
     "sample": 3,
     "events": 3,

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    func,
     text,
     true,
 )
@@ -104,6 +105,20 @@ class VideoFile(TimestampMixin, Base):
         # Newest-first lists and keyset pagination (004_query_indexes).
         # deleted_at is carried so the live filter needs no heap access (index-only scans).
         Index("ix_video_files_created_at", "created_at", "id", postgresql_include=["deleted_at"]),
+        # Search walks titles in ranking order: shortest first, newest first (006).
+        Index(
+            "ix_video_files_title_rank",
+            func.length(text("title_tsv")),
+            text("created_at DESC"),
+            text("id DESC"),
+        ),
+        Index(
+            "ix_video_files_title_len_gin",
+            text(
+                "(title_tsv || array_to_tsvector(ARRAY[' ' || COALESCE(length(title_tsv), 0)::text]))"
+            ),
+            postgresql_using="gin",
+        ),
         # Room for in-place (HOT) updates by rescans, as on nas_files (004_query_indexes).
         # Set by that migration; here only as `info` so SQLAlchemy 2.0 (no Table-level
         # postgresql_with) imports the models and the drift check still compares it.
@@ -169,6 +184,20 @@ class HandClip(TimestampMixin, Base):
         Index("ix_hand_clips_created_at", "created_at", "id", postgresql_include=["deleted_at"]),
         # The few soft-deleted clips, so live counts subtract them without a join on the heap.
         Index("ix_hand_clips_deleted", "id", postgresql_where=text("deleted_at IS NOT NULL")),
+        # Search walks notes in ranking order: shortest first, newest first (006).
+        Index(
+            "ix_hand_clips_notes_rank",
+            func.length(text("notes_tsv")),
+            text("created_at DESC"),
+            text("id DESC"),
+        ),
+        Index(
+            "ix_hand_clips_notes_len_gin",
+            text(
+                "(notes_tsv || array_to_tsvector(ARRAY[' ' || COALESCE(length(notes_tsv), 0)::text]))"
+            ),
+            postgresql_using="gin",
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -1,0 +1,513 @@
+"""Full-text search of titles and clip notes: the exact best ``k`` by BM25, found without
+scoring every match.
+
+Ranking (documented in docs/search.md): BM25 with binary term frequency, the form search
+engines use for short fields (Lucene/Elasticsearch ``index_options: docs``): a one-sentence note
+that says "river" twice is not twice as much about the river. For a document ``d`` of ``dl``
+distinct lexemes (``length(tsvector)``) and the set ``T`` of lexemes of the query's
+indexable part (``querytree``: what must or may be present; excluded words are left out)::
+
+    score(d) = norm(dl) * sum(idf(t) for t in T if t in d)
+    norm(dl) = (k1 + 1) / (1 + k1 * (1 - b + b * dl / avgdl))      k1 = 1.2, b = 0.75
+    idf(t)   = ln(1 + (N - n_t + 0.5) / (n_t + 0.5))
+
+``n_t / N`` is the share of rows holding ``t`` in PostgreSQL's own statistics of the column
+(``pg_stats.most_common_elem_freqs``, kept fresh by autovacuum's ANALYZE; a lexeme outside that
+list gets half the smallest listed share, as the planner assumes; no statistics: idf 1).
+``avgdl`` is a fixed pivot per column (`NOTES_AVGDL`, `TITLES_AVGDL`), so a row's score does
+not drift as others are written. Ties go to the newer row, then the larger id.
+
+Why it is fast: for a query whose words must all be present (words, phrases, exclusions: no
+``or``), every match has the same term sum, so the ranking is by ``dl`` alone, shortest first.
+Migration 006 indexes exactly that order, ``(length(tsvector), created_at DESC, id DESC)``: the
+best ``k`` are the first ``k`` matches of a walk of that index (checking ``@@`` on each row), and
+the walk stops there however many rows match. With ``or`` the term sum varies, and the walk
+stops once the ``k``-th best score beats the best any unread row could reach, ``norm(dl) * sum
+of all idf`` (Fagin's threshold algorithm, on one list). A walk that has not finished after
+`SEARCH_SCAN` rows (a rare word) hands over to the GIN index, which then has few matches to
+score; that is exact too, only slower when many rows match yet none is short.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from pokervod_db.instrumentation import timed
+
+MAX_RESULTS = 1000
+"""The largest ``limit`` a search accepts (as ``queries.MAX_LIMIT``)."""
+
+MAX_QUERY_CHARS = 1000
+"""Longer search strings are refused with a ValueError (nobody types more; it bounds the work)."""
+
+SEARCH_SCAN = 4_000
+"""How many rows the ranking walk reads before it asks the GIN index instead."""
+
+BM25_K1 = 1.2
+BM25_B = 0.75
+NOTES_AVGDL = 20.0
+"""Length pivot of clip notes, in distinct lexemes (the generated archive's mean is 20–21)."""
+TITLES_AVGDL = 10.0
+"""Length pivot of video titles, in distinct lexemes."""
+
+Order = Literal["rank", "newest"]
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFileHit:
+    """A video file found by title, with its score (``rank``, BM25; see the module doc)."""
+
+    id: uuid.UUID
+    display_title: str | None
+    file_name: str
+    episode_id: uuid.UUID | None
+    created_at: datetime
+    rank: float
+
+
+@dataclass(frozen=True, slots=True)
+class HandClipHit:
+    """A hand clip found by its notes, with its score (``rank``, BM25; see the module doc)."""
+
+    id: uuid.UUID
+    title: str | None
+    notes: str | None
+    video_file_id: uuid.UUID | None
+    created_at: datetime
+    rank: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    table: str
+    vector: str
+    columns: str
+    avgdl: float
+
+
+_CLIPS = _Target(
+    "hand_clips", "notes_tsv", "id, title, notes, video_file_id, created_at", NOTES_AVGDL
+)
+_VIDEOS = _Target(
+    "video_files", "title_tsv", "id, display_title, file_name, episode_id, created_at", TITLES_AVGDL
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedQuery:
+    """A search string as PostgreSQL reads it: the tsquery, its scored lexemes, and its shape."""
+
+    tsquery: str
+    terms: tuple[str, ...]
+    conjunctive: bool
+    """Every scored lexeme is in every match (no ``or``), so all matches share one term sum."""
+
+
+# --- the score, in SQL ---------------------------------------------------------------------------
+
+
+def norm_sql(dl: str, avgdl: float) -> str:
+    """SQL for BM25's length factor with tf = 1 (the literal constants keep it one expression)."""
+    return (
+        f"({BM25_K1!r}::float8 + 1) / (1 + {BM25_K1!r}::float8 * "
+        f"(1 - {BM25_B!r}::float8 + {BM25_B!r}::float8 * ({dl})::float8 / {avgdl!r}::float8))"
+    )
+
+
+def score_sql(vector: str, avgdl: float, n_terms: int) -> str:
+    """SQL for the score of the row whose tsvector is ``vector``.
+
+    Binds ``:t0``… (each term as a one-lexeme tsquery) and ``:w0``… (its idf); the terms are
+    added left to right from 0, as Python's ``sum(idfs, 0.0)`` does.
+    """
+    terms = "".join(
+        f" + CASE WHEN {vector} @@ CAST(:t{i} AS tsquery) THEN CAST(:w{i} AS float8) ELSE 0 END"
+        for i in range(n_terms)
+    )
+    return f"{norm_sql(f'length({vector})', avgdl)} * (0::float8{terms})"
+
+
+def term_params(terms: Sequence[str], idfs: Sequence[float]) -> dict[str, Any]:
+    """The bind parameters of `score_sql`: each lexeme quoted as a tsquery literal."""
+    params: dict[str, Any] = {}
+    for i, (term, idf) in enumerate(zip(terms, idfs, strict=True)):
+        params[f"t{i}"] = "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+        params[f"w{i}"] = idf
+    return params
+
+
+def norm(dl: int, avgdl: float) -> float:
+    """`norm_sql` in Python, the same operations in the same order (for the walk's bound)."""
+    return (BM25_K1 + 1) / (1 + BM25_K1 * (1 - BM25_B + BM25_B * float(dl) / avgdl))
+
+
+# --- reading the query ---------------------------------------------------------------------------
+
+_LEXEME = re.compile(r"'((?:[^'\\]|''|\\.)*)'")
+
+
+def _lexemes(tree: str) -> tuple[list[str], str]:
+    """The quoted lexemes of a tsquery's text form, and the text with them taken out."""
+    terms = [re.sub(r"\\(.)", r"\1", m.group(1).replace("''", "'")) for m in _LEXEME.finditer(tree)]
+    return terms, _LEXEME.sub(" ", tree)
+
+
+def _clean(q: str) -> str:
+    if not isinstance(q, str):
+        raise TypeError(f"search text must be a str, got {type(q).__name__}")
+    if len(q) > MAX_QUERY_CHARS:
+        raise ValueError(
+            f"search text is {len(q)} characters long; shorten it to at most {MAX_QUERY_CHARS}"
+        )
+    # NUL cannot be sent to PostgreSQL; lone surrogates cannot be encoded. Both read as spaces,
+    # as any other punctuation does.
+    q = q.replace("\x00", " ")
+    return q.encode("utf-8", "replace").decode("utf-8")
+
+
+_PARSE_SQL = (
+    "SELECT q::text, querytree(q), numnode(q) "
+    "FROM websearch_to_tsquery('english', CAST(:q AS text)) AS q"
+)
+
+
+async def parse_query(conn: AsyncConnection, q: str) -> ParsedQuery | None:
+    """How PostgreSQL reads ``q``; None when it holds nothing to search for.
+
+    ``websearch_to_tsquery`` reads almost anything leniently, but some inputs make it fail
+    (fifty ``-`` in a row: "tsquery stack too small"). It runs inside a savepoint so such a
+    failure reads as "nothing to search for" and leaves the caller's transaction usable.
+    """
+    q = _clean(q)
+    if not q.strip():
+        return None
+    try:
+        async with conn.begin_nested():
+            row = (await conn.execute(text(_PARSE_SQL), {"q": q})).one()
+    except DBAPIError as exc:
+        state = str(getattr(exc.orig, "sqlstate", "") or "")
+        if state == "XX000" or state.startswith("54"):  # parser limits: unreadable input
+            return None
+        raise
+    tsquery, tree, nodes = row
+    if not nodes:
+        return None  # only stop words, or no words at all
+    terms, operators = _lexemes(tree if tree != "T" else "")
+    unique = tuple(dict.fromkeys(terms))
+    conjunctive = "|" not in operators and "!" not in operators
+    return ParsedQuery(tsquery=tsquery, terms=unique, conjunctive=conjunctive)
+
+
+_STATS_SQL = """
+SELECT c.reltuples::float8,
+       s.most_common_elems::text::text[],
+       s.most_common_elem_freqs
+FROM pg_class c
+LEFT JOIN pg_stats s
+  ON s.schemaname = 'pokervod' AND s.tablename = :table AND s.attname = :column
+WHERE c.oid = CAST(:regclass AS regclass)
+"""
+
+
+async def idf_weights(conn: AsyncConnection, target: _Target, terms: Sequence[str]) -> list[float]:
+    """The idf of each term from the column's statistics (1.0 each when there are none)."""
+    if not terms:
+        return []
+    row = (
+        await conn.execute(
+            text(_STATS_SQL),
+            {
+                "table": target.table,
+                "column": target.vector,
+                "regclass": f"pokervod.{target.table}",
+            },
+        )
+    ).one()
+    total, elems, freqs = row
+    if not elems or not freqs or total is None or total <= 0:
+        return [1.0] * len(terms)
+    share = dict(zip(elems, freqs, strict=False))
+    floor = freqs[len(elems)] / 2 if len(freqs) > len(elems) else min(freqs) / 2
+    weights = []
+    for term in terms:
+        n = min(share.get(term, floor), 1.0) * total
+        weights.append(math.log(1 + (total - n + 0.5) / (n + 0.5)))
+    return weights
+
+
+# --- finding the best k ----------------------------------------------------------------------
+
+# Step 1, the walk: rows in ranking order (`ix_*_rank`) or newest first (`ix_*_created_at`), at
+# most :scan of them, keeping the matches. The inner LIMIT bounds the walk and the planner
+# cannot push the @@ below it, so the plan is the index walk whatever the query; the outer
+# LIMIT stops it at the k-th match. The outer ORDER BY names the walk's own output columns, so
+# the planner sees the rows come sorted (ordering by length(vector) again would add a sort).
+_FIRST_SQL = """
+SELECT {columns}, {score} AS score
+FROM (
+    SELECT {columns}, {vector}, length({vector}) AS dl
+    FROM pokervod.{table}{where_live}
+    ORDER BY {order}
+    LIMIT :scan
+) walk
+WHERE {vector} @@ CAST(:tsq AS tsquery)
+ORDER BY {outer_order}
+LIMIT :limit
+"""
+# The same walk for queries with `or`: every match of the window, scored, with how many rows
+# were read and the greatest length read (the walk is in length order, so max = last).
+_WINDOW_SQL = """
+SELECT {columns}, {score} AS score, dl, scanned, last_dl
+FROM (
+    SELECT {columns}, {vector}, dl,
+           count(*) OVER () AS scanned, max(dl) OVER () AS last_dl
+    FROM (
+        SELECT {columns}, {vector}, length({vector}) AS dl
+        FROM pokervod.{table}{where_live}
+        ORDER BY {order}
+        LIMIT :scan
+    ) walk
+) counted
+WHERE {vector} @@ CAST(:tsq AS tsquery)
+"""
+# Step 2 for conjunctive queries: the lengths in increasing order, each probed through the
+# length GIN index, newest first within a length; the outer LIMIT stops at the k-th match, so
+# only lengths up to the k-th match's are probed and a length without matches costs one GIN
+# search (an AND of the query's words and the length's lexeme, inside the GIN index).
+_PROBE_SQL = """
+SELECT {columns}, {score} AS score
+FROM (
+    SELECT m.*
+    FROM generate_series(CAST(:shortest AS int), CAST(:longest AS int)) AS g(d)
+    CROSS JOIN LATERAL (
+        SELECT {columns}, {vector}
+        FROM pokervod.{table}
+        WHERE ({len_vector}) @@ (CAST(:tsq AS tsquery) && format('%L', ' ' || g.d)::tsquery)
+              {and_live}
+        ORDER BY created_at DESC, id DESC
+        LIMIT :limit
+    ) m
+    LIMIT :limit
+) found
+"""
+# The length range of the table, from both ends of `ix_*_rank`.
+_LENGTHS_SQL = """
+SELECT (SELECT length({vector}) FROM pokervod.{table}
+        WHERE length({vector}) IS NOT NULL ORDER BY length({vector}) LIMIT 1),
+       (SELECT length({vector}) FROM pokervod.{table}
+        WHERE length({vector}) IS NOT NULL ORDER BY length({vector}) DESC LIMIT 1)
+"""
+# Step 2 otherwise: all matches from the GIN index, scored, the best :limit kept.
+_ALL_SQL = """
+SELECT {columns}, {score} AS score
+FROM pokervod.{table}
+WHERE {vector} @@ CAST(:tsq AS tsquery){and_live}
+ORDER BY {final_order}
+LIMIT :limit
+"""
+_RANK_ORDER = "length({vector}), created_at DESC, id DESC"
+_NEWEST_ORDER = "created_at DESC, id DESC"
+_FINAL_RANK = "score DESC, created_at DESC, id DESC"
+_SERIAL = {"max_parallel_workers_per_gather": "0"}
+# The walk must be the index walk even where the table holds fewer than :scan rows (where a
+# sort of the whole table looks cheaper but reads every row).
+_ONLY_WALK = {"enable_seqscan": "off", "enable_bitmapscan": "off", "enable_sort": "off"}
+# GIN searches: bitmap scans only (the length bounds of the probe are index-only scans).
+_ONLY_BITMAP = {
+    "enable_seqscan": "off",
+    "enable_bitmapscan": "on",
+    "enable_indexscan": "off",
+    "enable_sort": "on",
+}
+
+
+def _sql(template: str, target: _Target, order: Order, include_deleted: bool, n: int) -> str:
+    return template.format(
+        columns=target.columns,
+        vector=target.vector,
+        len_vector=(
+            f"{target.vector} || array_to_tsvector("
+            f"ARRAY[' ' || COALESCE(length({target.vector}), 0)::text])"
+        ),
+        table=target.table,
+        score=score_sql(target.vector, target.avgdl, n),
+        where_live="" if include_deleted else " WHERE deleted_at IS NULL",
+        and_live="" if include_deleted else " AND deleted_at IS NULL",
+        order=(_RANK_ORDER if order == "rank" else _NEWEST_ORDER).format(vector=target.vector),
+        outer_order="dl, created_at DESC, id DESC" if order == "rank" else _NEWEST_ORDER,
+        final_order=_FINAL_RANK if order == "rank" else _NEWEST_ORDER,
+    )
+
+
+@asynccontextmanager
+async def _settings(conn: AsyncConnection, wanted: dict[str, str]) -> AsyncIterator[None]:
+    """Transaction-local planner settings for the block, put back afterwards."""
+    names, values = list(wanted), list(wanted.values())
+    read = ", ".join(f"current_setting('{n}')" for n in names)
+    write = ", ".join(f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names))
+    params = {f"v{i}": v for i, v in enumerate(values)}
+    before = list((await conn.execute(text(f"SELECT {read}, {write}"), params)).one())
+    yield
+    restore = {f"v{i}": v for i, v in enumerate(before[: len(names)])}
+    await conn.execute(text(f"SELECT {write}"), restore)
+
+
+def _best_first(rows: Sequence[Sequence[Any]], limit: int) -> list[tuple[Any, ...]]:
+    # rows: the columns (id first, created_at fifth), then the score
+    ordered = sorted((tuple(r[:6]) for r in rows), key=lambda r: (r[5], r[4], r[0]), reverse=True)
+    return ordered[:limit]
+
+
+async def top_matches(
+    conn: AsyncConnection,
+    target: _Target,
+    parsed: ParsedQuery,
+    *,
+    limit: int,
+    order: Order,
+    include_deleted: bool,
+) -> list[tuple[Any, ...]]:
+    """The best ``limit`` rows for ``parsed``: column values then score, best first."""
+    idfs = await idf_weights(conn, target, parsed.terms)
+    n = len(parsed.terms)
+    params: dict[str, Any] = {
+        "tsq": parsed.tsquery,
+        "scan": SEARCH_SCAN,
+        "limit": limit,
+        **term_params(parsed.terms, idfs),
+    }
+    if not parsed.terms:
+        order = "newest"  # nothing is scored (only exclusions): every score is 0
+
+    async def run(template: str, walk_order: Order) -> list[Any]:
+        sql = _sql(template, target, walk_order, include_deleted, n)
+        return list((await conn.execute(text(sql), params)).all())
+
+    async with _settings(conn, {**_SERIAL, **_ONLY_WALK}):
+        if order == "newest" or parsed.conjunctive:
+            # The walk's order is the result's order: newest first, or (all matches sharing
+            # one term sum) shortest first.
+            rows = await run(_FIRST_SQL, order)
+            if len(rows) == limit:
+                return [tuple(r) for r in rows]
+        else:
+            done = _threshold_reached(await run(_WINDOW_SQL, "rank"), limit, target, idfs)
+            if done is not None:
+                return done
+        if order == "rank" and parsed.conjunctive:
+            params["shortest"], params["longest"] = (await run(_LENGTHS_SQL, order))[0]
+        if not parsed.terms:
+            # Only exclusions: the GIN index cannot find such matches; a complete newest-first
+            # walk can (slow only for an exclusion that leaves almost nothing).
+            params["scan"] = None
+            return [tuple(r) for r in await run(_FIRST_SQL, "newest")]
+    async with _settings(conn, {**_SERIAL, **_ONLY_BITMAP}):
+        if order == "rank" and parsed.conjunctive:
+            return _best_first(await run(_PROBE_SQL, "rank"), limit)
+        return [tuple(r) for r in await run(_ALL_SQL, order)]
+
+
+def _threshold_reached(
+    walked: Sequence[Any], limit: int, target: _Target, idfs: Sequence[float]
+) -> list[tuple[Any, ...]] | None:
+    """The best ``limit`` of a window in ranking order if no unread row can beat them, else None.
+
+    Rows not read yet are at least as long as the last row read (``last_dl``), so none scores
+    above ``norm(last_dl) * sum(idfs)``. If the k-th best read so far scores above that, or
+    equal to it with the last length (an unread row of that length is older, and loses the
+    tie), the result is final. A window of fewer than :scan rows read the whole table.
+    """
+    if not walked:
+        return None
+    scanned, last_dl = walked[0][-2], walked[0][-1]
+    rows = _best_first(walked, limit)
+    if scanned < SEARCH_SCAN:
+        return rows  # the whole table was read
+    if len(rows) < limit or last_dl is None:
+        return None
+    dls = {r[0]: r[6] for r in walked}
+    bound = norm(last_dl, target.avgdl) * sum(idfs, 0.0)
+    kth = rows[-1]
+    if kth[5] > bound or (kth[5] == bound and dls[kth[0]] == last_dl):
+        return rows
+    return None
+
+
+async def search(
+    session: AsyncSession,
+    target: _Target,
+    q: str,
+    *,
+    limit: int,
+    order: Order,
+    include_deleted: bool,
+) -> list[tuple[Any, ...]]:
+    if not 1 <= limit <= MAX_RESULTS:
+        raise ValueError(f"limit must be between 1 and {MAX_RESULTS}, got {limit}")
+    if order not in ("rank", "newest"):
+        raise ValueError(f"order must be 'rank' or 'newest', got {order!r}")
+    conn = await session.connection()
+    parsed = await parse_query(conn, q)
+    if parsed is None:
+        return []
+    return await top_matches(
+        conn, target, parsed, limit=limit, order=order, include_deleted=include_deleted
+    )
+
+
+@timed("queries.search_video_files")
+async def search_video_files(
+    session: AsyncSession,
+    q: str,
+    *,
+    limit: int = 20,
+    order: Order = "rank",
+    include_deleted: bool = False,
+) -> list[VideoFileHit]:
+    """Video files whose display title matches ``q``, best first (as `search_hand_clips`).
+
+    Walks ``ix_video_files_title_rank``; rare words go to ``ix_video_files_title_gin``.
+    """
+    rows = await search(
+        session, _VIDEOS, q, limit=limit, order=order, include_deleted=include_deleted
+    )
+    return [VideoFileHit(*row) for row in rows]
+
+
+@timed("queries.search_hand_clips")
+async def search_hand_clips(
+    session: AsyncSession,
+    q: str,
+    *,
+    limit: int = 20,
+    order: Order = "rank",
+    include_deleted: bool = False,
+) -> list[HandClipHit]:
+    """Hand clips whose notes match ``q`` (web-search syntax), the best ``limit`` first.
+
+    ``q`` is read by ``websearch_to_tsquery('english', q)``: words are stemmed ("calling"
+    finds "calls"), ``"quoted words"`` must be adjacent, ``or`` gives alternatives, ``-word``
+    excludes. Stray quotes, operators and punctuation are read leniently; input PostgreSQL
+    cannot read at all, only stop words, or nothing gives ``[]``. Longer than
+    `MAX_QUERY_CHARS` raises ValueError.
+
+    The result is the exact top ``limit`` over all matches by the BM25 score of the module
+    doc (``rank``), ties to the newer clip; ``order="newest"`` gives the newest matches
+    instead, still with their scores. Walks ``ix_hand_clips_notes_rank``; rare words go to
+    ``ix_hand_clips_notes_gin``.
+    """
+    rows = await search(
+        session, _CLIPS, q, limit=limit, order=order, include_deleted=include_deleted
+    )
+    return [HandClipHit(*row) for row in rows]
