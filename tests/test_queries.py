@@ -95,6 +95,34 @@ async def test_catalog_tree_is_sorted_and_leaves_out_deleted_levels(session: Asy
     assert await q.get_catalog_tree(session, uuid.uuid4()) is None
 
 
+async def test_catalog_tree_leaves_out_live_children_of_deleted_parents(
+    session: AsyncSession,
+) -> None:
+    project = ProjectFactory(code="ORPH")
+    gone_season = SeasonFactory(project=project, year=2020, deleted_at=_deleted())
+    live_season = SeasonFactory(project=project, year=2021)
+    orphan_event = EventFactory(season=gone_season, event_number=1, name="under a deleted season")
+    gone_event = EventFactory(season=live_season, event_number=1, deleted_at=_deleted())
+    EpisodeFactory(event=orphan_event, episode_number=1, title="under a deleted season")
+    EpisodeFactory(event=gone_event, episode_number=1, title="under a deleted event")
+    await session.commit()
+    session.expunge_all()
+
+    with fastpath.capture_statements() as sent:
+        tree = await q.get_catalog_tree(session, project.id)
+    assert tree is not None
+    assert [(s.year, s.events) for s in tree.seasons] == [(2021, [])]
+    # the episodes statement is not sent when no live event is left
+    assert not any("pokervod.episodes" in sql for sql, _ in sent)
+
+    full = await q.get_catalog_tree(session, project.id, include_deleted=True)
+    assert full is not None
+    titles = {
+        ep.title for season in full.seasons for event in season.events for ep in event.episodes
+    }
+    assert titles == {"under a deleted season", "under a deleted event"}
+
+
 async def test_catalog_tree_json_matches_the_orm_tree(session: AsyncSession) -> None:
     project = await _tree(session)
     session.expunge_all()

@@ -286,26 +286,26 @@ class CatalogTree(NamedTuple):
     seasons: list[CatalogSeason]
 
 
-# Each level in one statement through its parent's foreign-key index, children in tree order;
-# the parents' live filters are repeated so that a deleted season hides its events.
-_TREE_SQL_TEMPLATES = {
-    include: (
-        "SELECT id, code, name FROM pokervod.projects p WHERE id = $1::uuid{lp}",
-        "SELECT s.id, s.year, s.name, s.location, s.sub_category, s.status"
-        " FROM pokervod.seasons s WHERE s.project_id = $1::uuid{ls}"
-        " ORDER BY s.year DESC, s.name, s.id",
-        "SELECT e.season_id, e.id, e.event_number, e.name, e.name_short, e.event_type,"
-        " e.game_type FROM pokervod.events e JOIN pokervod.seasons s ON s.id = e.season_id"
-        " WHERE s.project_id = $1::uuid{ls}{le} ORDER BY e.event_number, e.name, e.id",
-        "SELECT ep.event_id, ep.id, ep.episode_number, ep.day_number, ep.part_number, ep.title,"
-        " ep.episode_type, ep.table_type FROM pokervod.episodes ep"
-        " JOIN pokervod.events e ON e.id = ep.event_id"
-        " JOIN pokervod.seasons s ON s.id = e.season_id"
-        " WHERE s.project_id = $1::uuid{ls}{le}{lep}"
-        " ORDER BY ep.episode_number, ep.day_number, ep.part_number, ep.id",
-    )
-    for include in (False, True)
-}
+# Each level in one statement on its parent's foreign-key index: the events and episodes are
+# looked up by the ids of the parents the statement before returned (``= ANY($1)``), so the
+# parents' live filters carry down (a deleted season hides its events) without joining back
+# through seasons and events, which read every event of the archive. Children come ordered by
+# parent first: the index scan returns them grouped by parent, and PostgreSQL only has to sort
+# each parent's few children (an incremental sort) instead of the project's thousands of
+# episodes as one set; the tree groups them by parent anyway, so each list keeps its order.
+_TREE_SQL_TEMPLATES = (
+    "SELECT id, code, name FROM pokervod.projects p WHERE id = $1::uuid{lp}",
+    "SELECT s.id, s.year, s.name, s.location, s.sub_category, s.status"
+    " FROM pokervod.seasons s WHERE s.project_id = $1::uuid{ls}"
+    " ORDER BY s.year DESC, s.name, s.id",
+    "SELECT e.season_id, e.id, e.event_number, e.name, e.name_short, e.event_type,"
+    " e.game_type FROM pokervod.events e WHERE e.season_id = ANY($1::uuid[]){le}"
+    " ORDER BY e.season_id, e.event_number, e.name, e.id",
+    "SELECT ep.event_id, ep.id, ep.episode_number, ep.day_number, ep.part_number, ep.title,"
+    " ep.episode_type, ep.table_type FROM pokervod.episodes ep"
+    " WHERE ep.event_id = ANY($1::uuid[]){lep}"
+    " ORDER BY ep.event_id, ep.episode_number, ep.day_number, ep.part_number, ep.id",
+)
 _TREE_SQL: dict[bool, tuple[str, ...]] = {
     include: tuple(
         sql.format(
@@ -314,9 +314,9 @@ _TREE_SQL: dict[bool, tuple[str, ...]] = {
             le="" if include else " AND e.deleted_at IS NULL",
             lep="" if include else " AND ep.deleted_at IS NULL",
         )
-        for sql in statements
+        for sql in _TREE_SQL_TEMPLATES
     )
-    for include, statements in _TREE_SQL_TEMPLATES.items()
+    for include in (False, True)
 }
 
 
@@ -326,10 +326,11 @@ async def get_catalog_tree(
 ) -> CatalogTree | None:
     """A project with its seasons, their events and their episodes, as a `CatalogTree`.
 
-    Four statements (one per level, each on its parent's foreign-key index) on the lean path;
-    children come sorted: seasons newest year first, events and episodes by number. For ORM
-    objects (to change and flush them) use `get_catalog_tree_orm`, which costs about ten
-    times as much for a large project (docs/performance.md).
+    Up to four statements (one per level, each on its parent's foreign-key index, given the
+    ids of the parents read before) on the lean path; children come sorted: seasons newest
+    year first, events and episodes by number. For ORM objects (to change and flush them) use
+    `get_catalog_tree_orm`, which costs about ten times as much for a large project
+    (docs/performance.md).
     """
     project_sql, seasons_sql, events_sql, episodes_sql = _TREE_SQL[include_deleted]
     conn = await fastpath.driver(session, flush=True)
@@ -337,20 +338,26 @@ async def get_catalog_tree(
     if not project:
         return None
     seasons = await fastpath.fetch_on(session, conn, seasons_sql, project_id)
-    events = await fastpath.fetch_on(session, conn, events_sql, project_id)
-    episodes = await fastpath.fetch_on(session, conn, episodes_sql, project_id)
-    episodes_of: dict[uuid.UUID, list[CatalogEpisode]] = {}
-    for row in episodes:
-        children = episodes_of.get(row[0])
-        if children is None:
-            children = episodes_of[row[0]] = []
-        children.append(CatalogEpisode(*row[1:]))
     events_of: dict[uuid.UUID, list[CatalogEvent]] = {}
-    for row in events:
-        siblings = events_of.get(row[0])
-        if siblings is None:
-            siblings = events_of[row[0]] = []
-        siblings.append(CatalogEvent._make((*row[1:], episodes_of.get(row[1], []))))
+    if seasons:
+        events = await fastpath.fetch_on(session, conn, events_sql, [row[0] for row in seasons])
+        episodes_of: dict[uuid.UUID, list[CatalogEpisode]] = {}
+        if events:
+            episodes = await fastpath.fetch_on(
+                session, conn, episodes_sql, [row[1] for row in events]
+            )
+            make_episode = CatalogEpisode._make
+            for row in episodes:
+                children = episodes_of.get(row[0])
+                if children is None:
+                    children = episodes_of[row[0]] = []
+                children.append(make_episode(row[1:]))
+        make_event = CatalogEvent._make
+        for row in events:
+            siblings = events_of.get(row[0])
+            if siblings is None:
+                siblings = events_of[row[0]] = []
+            siblings.append(make_event((*row[1:], episodes_of.get(row[1], []))))
     p = project[0]
     return CatalogTree(
         p[0],
