@@ -147,12 +147,18 @@ async def _got(
     return [(h.id, h.rank) for h in await fn(session, query, **kw)]
 
 
-@pytest.mark.parametrize("scan", [search.SEARCH_SCAN, 7], ids=["walk", "probe"])
+@pytest.mark.parametrize(
+    ("scan", "empty"),
+    [(search.SEARCH_SCAN, search.PROBE_EMPTY_LENGTHS), (7, search.PROBE_EMPTY_LENGTHS), (7, 0)],
+    ids=["walk", "probe", "rest"],
+)
 async def test_search_returns_the_exact_top_k_of_a_brute_force_reference(
-    session: AsyncSession, monkeypatch: pytest.MonkeyPatch, scan: int
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch, scan: int, empty: int
 ) -> None:
-    # scan=7: the walk gives up almost at once, so the GIN probe and the full scoring run too.
+    # scan=7: the walk gives up almost at once, so the GIN probe and the full scoring run too;
+    # empty=0: the probe hands over to the one GIN search for the rest after its first length.
     monkeypatch.setattr(search, "SEARCH_SCAN", scan)
+    monkeypatch.setattr(search, "PROBE_EMPTY_LENGTHS", empty)
     await _corpus(session)
     cases = [("hand_clips", x) for x in NOTE_QUERIES] + [("video_files", x) for x in TITLE_QUERIES]
     failures = []

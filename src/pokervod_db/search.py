@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +53,10 @@ MAX_QUERY_CHARS = 1000
 
 SEARCH_SCAN = 4_000
 """How many rows the ranking walk reads before it asks the GIN index instead."""
+
+PROBE_EMPTY_LENGTHS = 3
+"""After this many lengths in a row without a match, the length probe stops and one GIN search
+fetches every remaining match instead (each probed length repeats the words' GIN search)."""
 
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -301,12 +305,28 @@ FROM (
     LIMIT :limit
 ) found
 """
-# The length range of the table, from both ends of `ix_*_rank`.
+# Where the walk stopped: the greatest length it read (every shorter row was read, and
+# checked) and how many rows it read (fewer than :scan: the whole table), and the table's
+# greatest length (the probe's end), from the end of `ix_*_rank`.
 _LENGTHS_SQL = """
-SELECT (SELECT length({vector}) FROM pokervod.{table}
-        WHERE length({vector}) IS NOT NULL ORDER BY length({vector}) LIMIT 1),
+WITH walk AS (
+    SELECT length({vector}) AS dl FROM pokervod.{table}{where_live}
+    ORDER BY {order}
+    LIMIT :scan
+)
+SELECT (SELECT max(dl) FROM walk), (SELECT count(*) FROM walk),
        (SELECT length({vector}) FROM pokervod.{table}
         WHERE length({vector}) IS NOT NULL ORDER BY length({vector}) DESC LIMIT 1)
+"""
+# Step 2b for conjunctive queries, after PROBE_EMPTY_LENGTHS empty lengths: one GIN search for
+# all matches at least :from_dl long (PostgreSQL decodes the words' posting lists and rechecks
+# a phrase once, not once per length), the best :limit kept.
+_REST_SQL = """
+SELECT {columns}, {score} AS score
+FROM pokervod.{table}
+WHERE {vector} @@ CAST(:tsq AS tsquery) AND length({vector}) >= CAST(:from_dl AS int){and_live}
+ORDER BY {final_order}
+LIMIT :limit
 """
 # Step 2 otherwise: all matches from the GIN index, scored, the best :limit kept.
 _ALL_SQL = """
@@ -406,7 +426,10 @@ async def top_matches(
             if done is not None:
                 return done
         if order == "rank" and parsed.conjunctive:
-            params["shortest"], params["longest"] = (await run(_LENGTHS_SQL, order))[0]
+            walked = [tuple(r) for r in rows]
+            last_dl, scanned, longest = (await run(_LENGTHS_SQL, order))[0]
+            if scanned < SEARCH_SCAN or last_dl is None or longest is None:
+                return walked  # the walk read every row that has a vector
         if not parsed.terms:
             # Only exclusions: the GIN index cannot find such matches; a complete newest-first
             # walk can (slow only for an exclusion that leaves almost nothing).
@@ -414,8 +437,42 @@ async def top_matches(
             return [tuple(r) for r in await run(_FIRST_SQL, "newest")]
     async with _settings(conn, {**_SERIAL, **_ONLY_BITMAP}):
         if order == "rank" and parsed.conjunctive:
-            return _best_first(await run(_PROBE_SQL, "rank"), limit)
+            return await _probe(run, params, walked, last_dl, longest, limit)
         return [tuple(r) for r in await run(_ALL_SQL, order)]
+
+
+async def _probe(
+    run: Callable[[str, Order], Awaitable[list[Any]]],
+    params: dict[str, Any],
+    walked: list[tuple[Any, ...]],
+    last_dl: int,
+    longest: int,
+    limit: int,
+) -> list[tuple[Any, ...]]:
+    """The best ``limit`` of a conjunctive query whose walk found fewer, from the GIN indexes.
+
+    The walk read every row shorter than ``last_dl`` (and some of that length), so its matches
+    are all the matches shorter than that. From ``last_dl`` on, each length is one GIN search
+    (its newest ``limit`` matches: with one term sum, those beat every other row of the
+    length); once ``limit`` are collected, no longer row can beat them. After
+    `PROBE_EMPTY_LENGTHS` lengths in a row without a match, one GIN search takes every match
+    from the next length on, ranked in SQL by the same score. The union holds the true best
+    ``limit``; `_best_first` orders it by score, then recency.
+    """
+    found: dict[Any, tuple[Any, ...]] = {r[0]: r for r in walked}
+    collected, empty, d = 0, 0, last_dl
+    while d <= longest and collected < limit:
+        params["shortest"] = params["longest"] = d
+        rows = await run(_PROBE_SQL, "rank")
+        found.update((r[0], tuple(r)) for r in rows)
+        collected += len(rows)
+        empty = 0 if rows else empty + 1
+        d += 1
+        if empty >= PROBE_EMPTY_LENGTHS and d <= longest and collected < limit:
+            params["from_dl"] = d
+            found.update((r[0], tuple(r)) for r in await run(_REST_SQL, "rank"))
+            break
+    return _best_first(list(found.values()), limit)
 
 
 def _threshold_reached(
