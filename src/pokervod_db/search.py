@@ -269,6 +269,26 @@ WHERE {vector} @@ CAST(:tsq AS tsquery)
 ORDER BY {outer_order}
 LIMIT :limit
 """
+# The walk for conjunctive queries in ranking order also passes on the last row it reads (the
+# :scan-th, as a row that did not match), which only happens when it found fewer than :limit:
+# its length says where the walk stopped (every shorter row was read), for the length probe,
+# at no extra read. row_number() streams: it does not make the walk read further.
+_RANK_WALK_SQL = """
+SELECT {columns}, {score} AS score, dl, matched, rn = :scan AS last_read
+FROM (
+    SELECT {columns}, {vector}, dl, {vector} @@ CAST(:tsq AS tsquery) AS matched,
+           row_number() OVER (ORDER BY dl, created_at DESC, id DESC) AS rn
+    FROM (
+        SELECT {columns}, {vector}, length({vector}) AS dl
+        FROM pokervod.{table}{where_live}
+        ORDER BY {order}
+        LIMIT :scan
+    ) walk
+) numbered
+WHERE matched OR rn = :scan
+ORDER BY dl, created_at DESC, id DESC
+LIMIT :limit
+"""
 # The same walk for queries with `or`: every match of the window, scored, with how many rows
 # were read and the greatest length read (the walk is in length order, so max = last).
 _WINDOW_SQL = """
@@ -305,18 +325,10 @@ FROM (
     LIMIT :limit
 ) found
 """
-# Where the walk stopped: the greatest length it read (every shorter row was read, and
-# checked) and how many rows it read (fewer than :scan: the whole table), and the table's
-# greatest length (the probe's end), from the end of `ix_*_rank`.
-_LENGTHS_SQL = """
-WITH walk AS (
-    SELECT length({vector}) AS dl FROM pokervod.{table}{where_live}
-    ORDER BY {order}
-    LIMIT :scan
-)
-SELECT (SELECT max(dl) FROM walk), (SELECT count(*) FROM walk),
-       (SELECT length({vector}) FROM pokervod.{table}
-        WHERE length({vector}) IS NOT NULL ORDER BY length({vector}) DESC LIMIT 1)
+# The table's greatest length (where the length probe ends), from the end of `ix_*_rank`.
+_LONGEST_SQL = """
+SELECT length({vector}) FROM pokervod.{table}
+WHERE length({vector}) IS NOT NULL ORDER BY length({vector}) DESC LIMIT 1
 """
 # Step 2b for conjunctive queries, after PROBE_EMPTY_LENGTHS empty lengths: one GIN search for
 # all matches at least :from_dl long (PostgreSQL decodes the words' posting lists and rechecks
@@ -415,9 +427,19 @@ async def top_matches(
         return list((await conn.execute(text(sql), params)).all())
 
     async with _settings(conn, {**_SERIAL, **_ONLY_WALK}):
-        if order == "newest" or parsed.conjunctive:
-            # The walk's order is the result's order: newest first, or (all matches sharing
-            # one term sum) shortest first.
+        if order == "rank" and parsed.conjunctive:
+            # All matches share one term sum: the walk's order (shortest first) is the result's.
+            rows = await run(_RANK_WALK_SQL, order)
+            walked = [tuple(r[:6]) for r in rows if r[7]]
+            if len(walked) == limit:
+                return walked
+            if not rows or not rows[-1][8]:
+                return walked  # no :scan-th row: the walk read the whole table
+            last_dl = rows[-1][6]
+            longest = (await run(_LONGEST_SQL, order))[0][0]
+            if last_dl is None or longest is None:
+                return walked  # the walk reached rows without a vector: it read all others
+        elif order == "newest":
             rows = await run(_FIRST_SQL, order)
             if len(rows) == limit:
                 return [tuple(r) for r in rows]
@@ -425,11 +447,6 @@ async def top_matches(
             done = _threshold_reached(await run(_WINDOW_SQL, "rank"), limit, target, idfs)
             if done is not None:
                 return done
-        if order == "rank" and parsed.conjunctive:
-            walked = [tuple(r) for r in rows]
-            last_dl, scanned, longest = (await run(_LENGTHS_SQL, order))[0]
-            if scanned < SEARCH_SCAN or last_dl is None or longest is None:
-                return walked  # the walk read every row that has a vector
         if not parsed.terms:
             # Only exclusions: the GIN index cannot find such matches; a complete newest-first
             # walk can (slow only for an exclusion that leaves almost nothing).
