@@ -148,17 +148,27 @@ async def _got(
 
 
 @pytest.mark.parametrize(
-    ("scan", "empty"),
-    [(search.SEARCH_SCAN, search.PROBE_EMPTY_LENGTHS), (7, search.PROBE_EMPTY_LENGTHS), (7, 0)],
+    ("scan", "empty", "or_lengths"),
+    [
+        (search.SEARCH_SCAN, search.PROBE_EMPTY_LENGTHS, search.OR_PROBE_LENGTHS),
+        (7, search.PROBE_EMPTY_LENGTHS, search.OR_PROBE_LENGTHS),
+        (7, 0, 1),
+    ],
     ids=["walk", "probe", "rest"],
 )
 async def test_search_returns_the_exact_top_k_of_a_brute_force_reference(
-    session: AsyncSession, monkeypatch: pytest.MonkeyPatch, scan: int, empty: int
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    scan: int,
+    empty: int,
+    or_lengths: int,
 ) -> None:
-    # scan=7: the walk gives up almost at once, so the GIN probe and the full scoring run too;
-    # empty=0: the probe hands over to the one GIN search for the rest after its first length.
+    # scan=7: the walk gives up almost at once, so the GIN probes and the full scoring run too;
+    # empty=0 / or_lengths=1: the probes hand over to the one GIN search for the rest after
+    # their first length.
     monkeypatch.setattr(search, "SEARCH_SCAN", scan)
     monkeypatch.setattr(search, "PROBE_EMPTY_LENGTHS", empty)
+    monkeypatch.setattr(search, "OR_PROBE_LENGTHS", or_lengths)
     await _corpus(session)
     cases = [("hand_clips", x) for x in NOTE_QUERIES] + [("video_files", x) for x in TITLE_QUERIES]
     failures = []

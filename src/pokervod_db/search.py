@@ -65,6 +65,10 @@ NOTES_AVGDL = 20.0
 TITLES_AVGDL = 10.0
 """Length pivot of video titles, in distinct lexemes."""
 
+OR_PROBE_LENGTHS = 6
+"""How many lengths past the window an ``or`` query probes one by one before it scores every
+remaining match in one GIN search."""
+
 Order = Literal["rank", "newest"]
 
 
@@ -325,6 +329,26 @@ FROM (
     LIMIT :limit
 ) found
 """
+# Step 2 for `or` queries whose window did not settle the top k: one length at a time (through
+# the length GIN index), its best :limit by score; lengths are taken in increasing order until
+# the k-th best so far beats the most any longer row could score (the threshold test of the
+# window, continued length by length).
+_OR_PROBE_SQL = """
+SELECT {columns}, {score} AS score
+FROM pokervod.{table}
+WHERE ({len_vector}) @@ (CAST(:tsq AS tsquery) && format('%L', ' ' || CAST(:d AS int))::tsquery)
+      {and_live}
+ORDER BY score DESC, created_at DESC, id DESC
+LIMIT :limit
+"""
+# Whether some row at least :from_dl long holds every scored term (`{every_term}`: their AND);
+# one GIN search, which stops at the first such row.
+_TOGETHER_SQL = """
+SELECT EXISTS (
+    SELECT 1 FROM pokervod.{table}
+    WHERE {vector} @@ ({every_term}) AND length({vector}) >= CAST(:from_dl AS int){and_live}
+)
+"""
 # The table's greatest length (where the length probe ends), from the end of `ix_*_rank`.
 _LONGEST_SQL = """
 SELECT length({vector}) FROM pokervod.{table}
@@ -426,36 +450,51 @@ async def top_matches(
         sql = _sql(template, target, walk_order, include_deleted, n)
         return list((await conn.execute(text(sql), params)).all())
 
+    last_dl: int | None = None
+    longest: int | None = None
+    window: list[Any] = []
     async with _settings(conn, {**_SERIAL, **_ONLY_WALK}):
         if order == "rank" and parsed.conjunctive:
             # All matches share one term sum: the walk's order (shortest first) is the result's.
-            rows = await run(_RANK_WALK_SQL, order)
-            walked = [tuple(r[:6]) for r in rows if r[7]]
-            if len(walked) == limit:
+            walked, last_dl = await _rank_walk(run, limit)
+            if last_dl is None:
                 return walked
-            if not rows or not rows[-1][8]:
-                return walked  # no :scan-th row: the walk read the whole table
-            last_dl = rows[-1][6]
-            longest = (await run(_LONGEST_SQL, order))[0][0]
-            if last_dl is None or longest is None:
-                return walked  # the walk reached rows without a vector: it read all others
         elif order == "newest":
             rows = await run(_FIRST_SQL, order)
             if len(rows) == limit:
                 return [tuple(r) for r in rows]
         else:
-            done = _threshold_reached(await run(_WINDOW_SQL, "rank"), limit, target, idfs)
+            window = await run(_WINDOW_SQL, "rank")
+            done = _threshold_reached(window, limit, target, idfs)
             if done is not None:
                 return done
+            last_dl = window[0][-1] if window else None
+        if last_dl is not None:
+            longest = (await run(_LONGEST_SQL, "rank"))[0][0]
         if not parsed.terms:
             # Only exclusions: the GIN index cannot find such matches; a complete newest-first
             # walk can (slow only for an exclusion that leaves almost nothing).
             params["scan"] = None
             return [tuple(r) for r in await run(_FIRST_SQL, "newest")]
     async with _settings(conn, {**_SERIAL, **_ONLY_BITMAP}):
-        if order == "rank" and parsed.conjunctive:
-            return await _probe(run, params, walked, last_dl, longest, limit)
+        if last_dl is not None and longest is not None:  # ranking order, the walk was cut
+            if parsed.conjunctive:
+                return await _probe(run, params, walked, last_dl, longest, limit)
+            return await _or_probe(run, params, window, last_dl, longest, limit, target, idfs)
         return [tuple(r) for r in await run(_ALL_SQL, order)]
+
+
+async def _rank_walk(
+    run: Callable[[str, Order], Awaitable[list[Any]]], limit: int
+) -> tuple[list[tuple[Any, ...]], int | None]:
+    """The conjunctive walk's matches, and the length where it was cut (None: they are final)."""
+    rows = await run(_RANK_WALK_SQL, "rank")
+    walked = [tuple(r[:6]) for r in rows if r[7]]
+    if len(walked) == limit or not rows or not rows[-1][8]:
+        return walked, None  # k found, or no :scan-th row: the walk read the whole table
+    # None as well when the walk reached rows without a vector (last): it read all others.
+    last_dl: int | None = rows[-1][6]
+    return walked, last_dl
 
 
 async def _probe(
@@ -490,6 +529,55 @@ async def _probe(
             found.update((r[0], tuple(r)) for r in await run(_REST_SQL, "rank"))
             break
     return _best_first(list(found.values()), limit)
+
+
+async def _or_probe(
+    run: Callable[[str, Order], Awaitable[list[Any]]],
+    params: dict[str, Any],
+    window: list[Any],
+    last_dl: int,
+    longest: int,
+    limit: int,
+    target: _Target,
+    idfs: Sequence[float],
+) -> list[tuple[Any, ...]]:
+    """The best ``limit`` of an ``or`` query whose window did not settle them.
+
+    The window read every row shorter than ``last_dl``. From there, each length is one GIN
+    search keeping its best ``limit`` by score (a row outside them has ``limit`` rows of its
+    length beating it). After length ``d``, every unread row is at least ``d + 1`` long, so it
+    scores at most ``norm(d + 1) * sum(idfs)`` (float sums of fewer non-negative terms in the
+    same order are not larger, and `norm` falls with the length): once the k-th best so far is
+    strictly above that, the result is final (equal could lose a tie to a newer longer row).
+    After `OR_PROBE_LENGTHS` lengths without that, one GIN search scores every remaining match.
+    """
+    params["from_dl"] = last_dl
+    every_term = " && ".join(f"CAST(:t{i} AS tsquery)" for i in range(len(idfs)))
+    together = (await run(_TOGETHER_SQL.replace("{every_term}", every_term), "rank"))[0][0]
+    bound = _term_sum_bound(idfs, together=together)
+    found = {r[0]: tuple(r[:6]) for r in window}
+    for d in range(last_dl, min(longest, last_dl + OR_PROBE_LENGTHS - 1) + 1):
+        params["d"] = d
+        found.update((r[0], tuple(r)) for r in await run(_OR_PROBE_SQL, "rank"))
+        best = _best_first(list(found.values()), limit)
+        if d == longest or (len(best) == limit and best[-1][5] > norm(d + 1, target.avgdl) * bound):
+            return best
+    params["from_dl"] = last_dl + OR_PROBE_LENGTHS
+    found.update((r[0], tuple(r)) for r in await run(_REST_SQL, "rank"))
+    return _best_first(list(found.values()), limit)
+
+
+def _term_sum_bound(idfs: Sequence[float], *, together: bool) -> float:
+    """The largest term sum an unread row can have.
+
+    ``sum(idfs)`` if some unread row holds every term; otherwise each lacks at least one, and
+    its sum (fewer non-negative terms added in the same order) is at most the largest sum that
+    leaves one term out. For ``cooler or bad beat`` no note holds all three words, and this
+    bound lets the probe stop lengths earlier than ``sum(idfs)`` would.
+    """
+    if together or not idfs:
+        return sum(idfs, 0.0)
+    return max(sum((w for j, w in enumerate(idfs) if j != i), 0.0) for i in range(len(idfs)))
 
 
 def _threshold_reached(
