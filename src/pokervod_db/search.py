@@ -24,8 +24,9 @@ best ``k`` are the first ``k`` matches of a walk of that index (checking ``@@`` 
 the walk stops there however many rows match. With ``or`` the term sum varies, and the walk
 stops once the ``k``-th best score beats the best any unread row could reach, ``norm(dl) * sum
 of all idf`` (Fagin's threshold algorithm, on one list). A walk that has not finished after
-`SEARCH_SCAN` rows (a rare word) hands over to the GIN index, which then has few matches to
-score; that is exact too, only slower when many rows match yet none is short.
+`SEARCH_SCAN` rows (a rare word) goes on from its last length through a GIN index with a length
+marker, one length at a time, and after a few lengths without a result scores every remaining
+match in one GIN search; each step is exact (docs/search.md).
 """
 
 from __future__ import annotations
