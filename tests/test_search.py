@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -147,12 +148,28 @@ async def _got(
     return [(h.id, h.rank) for h in await fn(session, query, **kw)]
 
 
-@pytest.mark.parametrize("scan", [search.SEARCH_SCAN, 7], ids=["walk", "probe"])
+@pytest.mark.parametrize(
+    ("scan", "empty", "or_lengths"),
+    [
+        (search.SEARCH_SCAN, search.PROBE_EMPTY_LENGTHS, search.OR_PROBE_LENGTHS),
+        (7, search.PROBE_EMPTY_LENGTHS, search.OR_PROBE_LENGTHS),
+        (7, 0, 1),
+    ],
+    ids=["walk", "probe", "rest"],
+)
 async def test_search_returns_the_exact_top_k_of_a_brute_force_reference(
-    session: AsyncSession, monkeypatch: pytest.MonkeyPatch, scan: int
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    scan: int,
+    empty: int,
+    or_lengths: int,
 ) -> None:
-    # scan=7: the walk gives up almost at once, so the GIN probe and the full scoring run too.
+    # scan=7: the walk gives up almost at once, so the GIN probes and the full scoring run too;
+    # empty=0 / or_lengths=1: the probes hand over to the one GIN search for the rest after
+    # their first length.
     monkeypatch.setattr(search, "SEARCH_SCAN", scan)
+    monkeypatch.setattr(search, "PROBE_EMPTY_LENGTHS", empty)
+    monkeypatch.setattr(search, "OR_PROBE_LENGTHS", or_lengths)
     await _corpus(session)
     cases = [("hand_clips", x) for x in NOTE_QUERIES] + [("video_files", x) for x in TITLE_QUERIES]
     failures = []
@@ -274,3 +291,43 @@ async def test_any_search_string_gives_a_list_and_never_breaks_the_transaction(
         assert isinstance(hits, list) and len(hits) <= 5
         assert all(h.rank >= 0 for h in hits)
     assert (await session.execute(text("SELECT 1"))).scalar_one() == 1
+
+
+async def test_or_query_whose_terms_never_meet_uses_the_tighter_bound_and_stays_exact(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No note holds cooler, bad and beat together, so the length probe of an `or` query may
+    # stop at the largest term sum that leaves one term out; the result must not change.
+    monkeypatch.setattr(search, "SEARCH_SCAN", 5)
+    seen: list[bool] = []
+    real_bound = search._term_sum_bound
+
+    def bound(idfs: Sequence[float], *, together: bool) -> float:
+        seen.append(together)
+        return real_bound(idfs, together=together)
+
+    monkeypatch.setattr(search, "_term_sum_bound", bound)
+    r = random.Random(5)
+    filler = ["ivey", "negreanu", "flop", "turn", "river", "raise", "fold", "shove", "limp"]
+    rows = []
+    for i in range(300):
+        head = r.choice(["cooler", "bad beat", "hero call"])
+        words = " ".join(r.sample(filler, r.randint(0, len(filler))))
+        created = NOW - timedelta(hours=r.randint(0, 30))
+        rows.append({"id": uuid.UUID(int=i + 1), "notes": f"{head} {words}", "c": created})
+    await session.execute(
+        text(
+            "INSERT INTO pokervod.hand_clips (id, notes, created_at, updated_at) "
+            "VALUES (:id, :notes, :c, :c)"
+        ),
+        rows,
+    )
+    await session.commit()
+    await session.execute(text("ANALYZE pokervod.hand_clips"))
+    await session.commit()
+    for k in (1, 5, 20):
+        want = await _reference(
+            session, "hand_clips", "cooler or bad beat", include_deleted=False, order="rank", k=k
+        )
+        assert await _got(session, "hand_clips", "cooler or bad beat", limit=k) == want
+    assert seen and not any(seen)  # the probe ran, with the tighter bound

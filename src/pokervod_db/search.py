@@ -24,8 +24,9 @@ best ``k`` are the first ``k`` matches of a walk of that index (checking ``@@`` 
 the walk stops there however many rows match. With ``or`` the term sum varies, and the walk
 stops once the ``k``-th best score beats the best any unread row could reach, ``norm(dl) * sum
 of all idf`` (Fagin's threshold algorithm, on one list). A walk that has not finished after
-`SEARCH_SCAN` rows (a rare word) hands over to the GIN index, which then has few matches to
-score; that is exact too, only slower when many rows match yet none is short.
+`SEARCH_SCAN` rows (a rare word) goes on from its last length through a GIN index with a length
+marker, one length at a time, and after a few lengths without a result scores every remaining
+match in one GIN search; each step is exact (docs/search.md).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,12 +55,20 @@ MAX_QUERY_CHARS = 1000
 SEARCH_SCAN = 4_000
 """How many rows the ranking walk reads before it asks the GIN index instead."""
 
+PROBE_EMPTY_LENGTHS = 3
+"""After this many lengths in a row without a match, the length probe stops and one GIN search
+fetches every remaining match instead (each probed length repeats the words' GIN search)."""
+
 BM25_K1 = 1.2
 BM25_B = 0.75
 NOTES_AVGDL = 20.0
 """Length pivot of clip notes, in distinct lexemes (the generated archive's mean is 20–21)."""
 TITLES_AVGDL = 10.0
 """Length pivot of video titles, in distinct lexemes."""
+
+OR_PROBE_LENGTHS = 6
+"""How many lengths past the window an ``or`` query probes one by one before it scores every
+remaining match in one GIN search."""
 
 Order = Literal["rank", "newest"]
 
@@ -265,6 +274,26 @@ WHERE {vector} @@ CAST(:tsq AS tsquery)
 ORDER BY {outer_order}
 LIMIT :limit
 """
+# The walk for conjunctive queries in ranking order also passes on the last row it reads (the
+# :scan-th, as a row that did not match), which only happens when it found fewer than :limit:
+# its length says where the walk stopped (every shorter row was read), for the length probe,
+# at no extra read. row_number() streams: it does not make the walk read further.
+_RANK_WALK_SQL = """
+SELECT {columns}, {score} AS score, dl, matched, rn = :scan AS last_read
+FROM (
+    SELECT {columns}, {vector}, dl, {vector} @@ CAST(:tsq AS tsquery) AS matched,
+           row_number() OVER (ORDER BY dl, created_at DESC, id DESC) AS rn
+    FROM (
+        SELECT {columns}, {vector}, length({vector}) AS dl
+        FROM pokervod.{table}{where_live}
+        ORDER BY {order}
+        LIMIT :scan
+    ) walk
+) numbered
+WHERE matched OR rn = :scan
+ORDER BY dl, created_at DESC, id DESC
+LIMIT :limit
+"""
 # The same walk for queries with `or`: every match of the window, scored, with how many rows
 # were read and the greatest length read (the walk is in length order, so max = last).
 _WINDOW_SQL = """
@@ -301,12 +330,40 @@ FROM (
     LIMIT :limit
 ) found
 """
-# The length range of the table, from both ends of `ix_*_rank`.
-_LENGTHS_SQL = """
-SELECT (SELECT length({vector}) FROM pokervod.{table}
-        WHERE length({vector}) IS NOT NULL ORDER BY length({vector}) LIMIT 1),
-       (SELECT length({vector}) FROM pokervod.{table}
-        WHERE length({vector}) IS NOT NULL ORDER BY length({vector}) DESC LIMIT 1)
+# Step 2 for `or` queries whose window did not settle the top k: one length at a time (through
+# the length GIN index), its best :limit by score; lengths are taken in increasing order until
+# the k-th best so far beats the most any longer row could score (the threshold test of the
+# window, continued length by length).
+_OR_PROBE_SQL = """
+SELECT {columns}, {score} AS score
+FROM pokervod.{table}
+WHERE ({len_vector}) @@ (CAST(:tsq AS tsquery) && format('%L', ' ' || CAST(:d AS int))::tsquery)
+      {and_live}
+ORDER BY score DESC, created_at DESC, id DESC
+LIMIT :limit
+"""
+# Whether some row at least :from_dl long holds every scored term (`{every_term}`: their AND);
+# one GIN search, which stops at the first such row.
+_TOGETHER_SQL = """
+SELECT EXISTS (
+    SELECT 1 FROM pokervod.{table}
+    WHERE {vector} @@ ({every_term}) AND length({vector}) >= CAST(:from_dl AS int){and_live}
+)
+"""
+# The table's greatest length (where the length probe ends), from the end of `ix_*_rank`.
+_LONGEST_SQL = """
+SELECT length({vector}) FROM pokervod.{table}
+WHERE length({vector}) IS NOT NULL ORDER BY length({vector}) DESC LIMIT 1
+"""
+# Step 2b for conjunctive queries, after PROBE_EMPTY_LENGTHS empty lengths: one GIN search for
+# all matches at least :from_dl long (PostgreSQL decodes the words' posting lists and rechecks
+# a phrase once, not once per length), the best :limit kept.
+_REST_SQL = """
+SELECT {columns}, {score} AS score
+FROM pokervod.{table}
+WHERE {vector} @@ CAST(:tsq AS tsquery) AND length({vector}) >= CAST(:from_dl AS int){and_live}
+ORDER BY {final_order}
+LIMIT :limit
 """
 # Step 2 otherwise: all matches from the GIN index, scored, the best :limit kept.
 _ALL_SQL = """
@@ -394,28 +451,134 @@ async def top_matches(
         sql = _sql(template, target, walk_order, include_deleted, n)
         return list((await conn.execute(text(sql), params)).all())
 
+    last_dl: int | None = None
+    longest: int | None = None
+    window: list[Any] = []
     async with _settings(conn, {**_SERIAL, **_ONLY_WALK}):
-        if order == "newest" or parsed.conjunctive:
-            # The walk's order is the result's order: newest first, or (all matches sharing
-            # one term sum) shortest first.
+        if order == "rank" and parsed.conjunctive:
+            # All matches share one term sum: the walk's order (shortest first) is the result's.
+            walked, last_dl = await _rank_walk(run, limit)
+            if last_dl is None:
+                return walked
+        elif order == "newest":
             rows = await run(_FIRST_SQL, order)
             if len(rows) == limit:
                 return [tuple(r) for r in rows]
         else:
-            done = _threshold_reached(await run(_WINDOW_SQL, "rank"), limit, target, idfs)
+            window = await run(_WINDOW_SQL, "rank")
+            done = _threshold_reached(window, limit, target, idfs)
             if done is not None:
                 return done
-        if order == "rank" and parsed.conjunctive:
-            params["shortest"], params["longest"] = (await run(_LENGTHS_SQL, order))[0]
+            last_dl = window[0][-1] if window else None
+        if last_dl is not None:
+            longest = (await run(_LONGEST_SQL, "rank"))[0][0]
         if not parsed.terms:
             # Only exclusions: the GIN index cannot find such matches; a complete newest-first
             # walk can (slow only for an exclusion that leaves almost nothing).
             params["scan"] = None
             return [tuple(r) for r in await run(_FIRST_SQL, "newest")]
     async with _settings(conn, {**_SERIAL, **_ONLY_BITMAP}):
-        if order == "rank" and parsed.conjunctive:
-            return _best_first(await run(_PROBE_SQL, "rank"), limit)
+        if last_dl is not None and longest is not None:  # ranking order, the walk was cut
+            if parsed.conjunctive:
+                return await _probe(run, params, walked, last_dl, longest, limit)
+            return await _or_probe(run, params, window, last_dl, longest, limit, target, idfs)
         return [tuple(r) for r in await run(_ALL_SQL, order)]
+
+
+async def _rank_walk(
+    run: Callable[[str, Order], Awaitable[list[Any]]], limit: int
+) -> tuple[list[tuple[Any, ...]], int | None]:
+    """The conjunctive walk's matches, and the length where it was cut (None: they are final)."""
+    rows = await run(_RANK_WALK_SQL, "rank")
+    walked = [tuple(r[:6]) for r in rows if r[7]]
+    if len(walked) == limit or not rows or not rows[-1][8]:
+        return walked, None  # k found, or no :scan-th row: the walk read the whole table
+    # None as well when the walk reached rows without a vector (last): it read all others.
+    last_dl: int | None = rows[-1][6]
+    return walked, last_dl
+
+
+async def _probe(
+    run: Callable[[str, Order], Awaitable[list[Any]]],
+    params: dict[str, Any],
+    walked: list[tuple[Any, ...]],
+    last_dl: int,
+    longest: int,
+    limit: int,
+) -> list[tuple[Any, ...]]:
+    """The best ``limit`` of a conjunctive query whose walk found fewer, from the GIN indexes.
+
+    The walk read every row shorter than ``last_dl`` (and some of that length), so its matches
+    are all the matches shorter than that. From ``last_dl`` on, each length is one GIN search
+    (its newest ``limit`` matches: with one term sum, those beat every other row of the
+    length); once ``limit`` are collected, no longer row can beat them. After
+    `PROBE_EMPTY_LENGTHS` lengths in a row without a match, one GIN search takes every match
+    from the next length on, ranked in SQL by the same score. The union holds the true best
+    ``limit``; `_best_first` orders it by score, then recency.
+    """
+    found: dict[Any, tuple[Any, ...]] = {r[0]: r for r in walked}
+    collected, empty, d = 0, 0, last_dl
+    while d <= longest and collected < limit:
+        params["shortest"] = params["longest"] = d
+        rows = await run(_PROBE_SQL, "rank")
+        found.update((r[0], tuple(r)) for r in rows)
+        collected += len(rows)
+        empty = 0 if rows else empty + 1
+        d += 1
+        if empty >= PROBE_EMPTY_LENGTHS and d <= longest and collected < limit:
+            params["from_dl"] = d
+            found.update((r[0], tuple(r)) for r in await run(_REST_SQL, "rank"))
+            break
+    return _best_first(list(found.values()), limit)
+
+
+async def _or_probe(
+    run: Callable[[str, Order], Awaitable[list[Any]]],
+    params: dict[str, Any],
+    window: list[Any],
+    last_dl: int,
+    longest: int,
+    limit: int,
+    target: _Target,
+    idfs: Sequence[float],
+) -> list[tuple[Any, ...]]:
+    """The best ``limit`` of an ``or`` query whose window did not settle them.
+
+    The window read every row shorter than ``last_dl``. From there, each length is one GIN
+    search keeping its best ``limit`` by score (a row outside them has ``limit`` rows of its
+    length beating it). After length ``d``, every unread row is at least ``d + 1`` long, so it
+    scores at most ``norm(d + 1) * sum(idfs)`` (float sums of fewer non-negative terms in the
+    same order are not larger, and `norm` falls with the length): once the k-th best so far is
+    strictly above that, the result is final (equal could lose a tie to a newer longer row).
+    After `OR_PROBE_LENGTHS` lengths without that, one GIN search scores every remaining match.
+    """
+    params["from_dl"] = last_dl
+    every_term = " && ".join(f"CAST(:t{i} AS tsquery)" for i in range(len(idfs)))
+    together = (await run(_TOGETHER_SQL.replace("{every_term}", every_term), "rank"))[0][0]
+    bound = _term_sum_bound(idfs, together=together)
+    found = {r[0]: tuple(r[:6]) for r in window}
+    for d in range(last_dl, min(longest, last_dl + OR_PROBE_LENGTHS - 1) + 1):
+        params["d"] = d
+        found.update((r[0], tuple(r)) for r in await run(_OR_PROBE_SQL, "rank"))
+        best = _best_first(list(found.values()), limit)
+        if d == longest or (len(best) == limit and best[-1][5] > norm(d + 1, target.avgdl) * bound):
+            return best
+    params["from_dl"] = last_dl + OR_PROBE_LENGTHS
+    found.update((r[0], tuple(r)) for r in await run(_REST_SQL, "rank"))
+    return _best_first(list(found.values()), limit)
+
+
+def _term_sum_bound(idfs: Sequence[float], *, together: bool) -> float:
+    """The largest term sum an unread row can have.
+
+    ``sum(idfs)`` if some unread row holds every term; otherwise each lacks at least one, and
+    its sum (fewer non-negative terms added in the same order) is at most the largest sum that
+    leaves one term out. For ``cooler or bad beat`` no note holds all three words, and this
+    bound lets the probe stop lengths earlier than ``sum(idfs)`` would.
+    """
+    if together or not idfs:
+        return sum(idfs, 0.0)
+    return max(sum((w for j, w in enumerate(idfs) if j != i), 0.0) for i in range(len(idfs)))
 
 
 def _threshold_reached(
