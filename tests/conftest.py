@@ -7,11 +7,13 @@ always used, kept as thin aliases.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from psycopg import sql
@@ -142,3 +144,20 @@ def password_role(pg_server: PgServer) -> Iterator[str]:
                 hba.write_text(original)
                 conn.execute("SELECT pg_reload_conf()")
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+T = TypeVar("T")
+
+
+def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion in a sync test on a private event loop.
+
+    Unlike `asyncio.run`, this leaves the thread's current event loop alone: `asyncio.run`
+    sets it to None when done, and pytest-asyncio before 1.x then fails every later async test
+    of the session with "There is no current event loop".
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()

@@ -30,6 +30,7 @@ from pokervod_db.events import (
     store_event,
 )
 from pokervod_db.settings import Settings
+from tests.conftest import run_coroutine
 
 # --- the record --------------------------------------------------------------------------------
 
@@ -466,7 +467,7 @@ def test_cli_events_prints_stored_events_after_since_and_exits(
         finally:
             await eng.dispose()
 
-    first, _, third = asyncio.run(emit_three())
+    first, _, third = run_coroutine(emit_three())
     cli = str(Path(sys.executable).parent / "pokervod-db")
     run = subprocess.run(
         [cli, "events", "--since", str(first.id), "--type", "test.a"],

@@ -16,7 +16,7 @@ from pokervod_db import migrate
 from pokervod_db.agent import DatabaseAgent
 from pokervod_db.events import EventType, read_events
 from pokervod_db.settings import Settings
-from tests.conftest import _conninfo
+from tests.conftest import _conninfo, run_coroutine
 
 CLI = str(Path(sys.executable).parent / "pokervod-db")
 
@@ -178,5 +178,5 @@ def test_cli_up_migrates_then_shows_status_health_and_stats(
     assert "drift:    none" in out
     assert "OK    reachable" in out and "\nhealthy\n" in out
     assert "hand_clips" in out and "cache hit ratio" in out
-    (event,) = asyncio.run(read_events(empty_db_settings))
+    (event,) = run_coroutine(read_events(empty_db_settings))
     assert event.type == EventType.DB_MIGRATION_COMPLETED and event.payload["success"] is True

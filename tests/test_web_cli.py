@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import select
 import signal
@@ -17,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pokervod_db.settings import Settings
+from tests.conftest import run_coroutine
 from tests.web_support import load_sample_into
 
 CLI = str(Path(sys.executable).parent / "pokervod-db")
@@ -45,7 +45,7 @@ def _listening_url(proc: subprocess.Popen[str], timeout: float = 60) -> str:
 def test_serve_answers_every_endpoint_on_the_sample_database_and_stops_on_sigint(
     db_settings: Settings, cli_env: dict[str, str]
 ) -> None:
-    asyncio.run(load_sample_into(db_settings))
+    run_coroutine(load_sample_into(db_settings))
     proc = subprocess.Popen(
         [CLI, "serve", "--port", "0"],
         env=cli_env,
