@@ -268,6 +268,12 @@ async def check_connection(engine: AsyncEngine, *, wait_s: float = 10.0) -> None
                 await conn.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         raise unavailable(mask_url(engine.url), exc) from exc
+    except Exception as exc:
+        # SQLAlchemy 2.0.36 lets some asyncpg connect errors (a wrong password) through
+        # unwrapped; every server error carries a SQLSTATE.
+        if getattr(exc, "sqlstate", None) is None:
+            raise
+        raise unavailable(mask_url(engine.url), exc) from exc
 
 
 async def get_db(
