@@ -219,3 +219,22 @@ def test_replica_directory_with_shell_characters_is_refused_before_anything_runs
         replicas.create_replica(cluster.primary, target)
     assert not target.exists() and not (tmp_path / "pwned").exists()
     assert replicas.list_replicas(cluster.primary) == before
+
+
+def test_libpq_env_carries_every_url_option_and_refuses_unknown_ones() -> None:
+    """pg_basebackup reaches a TLS primary like pg_dump does: the URL's options travel."""
+    from sqlalchemy.engine import make_url
+
+    from pokervod_db.errors import ConfigurationError
+    from pokervod_db.replicas import libpq_env
+
+    url = make_url(
+        "postgresql://app:s3cret@db.example:5433/pokervod"
+        "?sslmode=verify-full&sslrootcert=/ca.pem&application_name=x"
+    )
+    env = libpq_env(url)
+    assert env["PGSSLMODE"] == "verify-full"
+    assert env["PGSSLROOTCERT"] == "/ca.pem"
+    assert (env["PGHOST"], env["PGPORT"], env["PGPASSWORD"]) == ("db.example", "5433", "s3cret")
+    with pytest.raises(ConfigurationError, match="'frobnicate'"):
+        libpq_env(url.update_query_dict({"frobnicate": "1"}))

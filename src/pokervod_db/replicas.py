@@ -75,7 +75,8 @@ def run_tool(
     """
     fail = error or ReplicaError
     command = [str(embedded.bin_dir() / name), *args]
-    full_env = {**os.environ, **(env or {})}
+    # Inherited PG* variables could redirect the tool: only ours reach it.
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PG")} | (env or {})
     try:
         result = subprocess.run(
             command,
@@ -99,21 +100,48 @@ def run_tool(
     return result.stdout
 
 
+# libpq's environment variable for each connection parameter a URL may carry.
+_LIBPQ_ENV = {
+    "host": "PGHOST",
+    "port": "PGPORT",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "dbname": "PGDATABASE",
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "application_name": "PGAPPNAME",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "options": "PGOPTIONS",
+}
+
+
 def libpq_env(url: URL) -> dict[str, str]:
-    """PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE of ``url`` for a child process."""
-    env: dict[str, str] = {"PGDATABASE": url.database or "postgres", "PGCONNECT_TIMEOUT": "10"}
-    host = url.query.get("host")
-    if isinstance(host, str):
-        env["PGHOST"] = host
-    elif url.host:
-        env["PGHOST"] = url.host
+    """The libpq environment (PGHOST, PGPASSWORD, PGSSLMODE, …) of ``url`` for a child process.
+
+    Every option the URL carries travels, as it does for pg_dump and pg_restore, so a TLS
+    primary (``sslmode=verify-full&sslrootcert=…``) is reached the same way by pg_basebackup.
+    """
+    params: dict[str, str] = {"dbname": url.database or "postgres", "connect_timeout": "10"}
+    if url.host:
+        params["host"] = url.host
     if url.port:
-        env["PGPORT"] = str(url.port)
+        params["port"] = str(url.port)
     if url.username:
-        env["PGUSER"] = url.username
+        params["user"] = url.username
     if url.password:
-        env["PGPASSWORD"] = str(url.password)
-    return env
+        params["password"] = str(url.password)
+    for key, values in url.query.items():
+        params[key] = values if isinstance(values, str) else values[-1]
+    unknown = sorted(set(params) - set(_LIBPQ_ENV))
+    if unknown:
+        raise ConfigurationError(
+            f"the database URL option {unknown[0]!r} cannot be passed to the PostgreSQL tools; "
+            "remove it from the URL"
+        )
+    return {_LIBPQ_ENV[key]: value for key, value in params.items()}
 
 
 def slot_name(directory: Path) -> str:
