@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 
 from pokervod_db.errors import ConfigurationError, DatabaseUnavailableError
-from pokervod_db.settings import Settings
+from pokervod_db.settings import Settings, libpq_url
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +146,11 @@ def _pg_ctl(args: list[str], **kwargs: Any) -> str:
 def _ensure_database(base: URL, name: str) -> None:
     import psycopg
     from psycopg import sql
-    from psycopg.conninfo import make_conninfo
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    params = _conninfo(base)
-    with psycopg.connect(make_conninfo(**params), autocommit=True) as conn:
+    params = conninfo_to_dict(libpq_url(base))
+    params.setdefault("dbname", "postgres")
+    with psycopg.connect(make_conninfo("", **params), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             try:
@@ -157,20 +158,8 @@ def _ensure_database(base: URL, name: str) -> None:
             except psycopg.errors.DuplicateDatabase:
                 pass  # another process created it a moment ago
     params["dbname"] = name
-    with psycopg.connect(make_conninfo(**params), autocommit=True) as conn:
+    with psycopg.connect(make_conninfo("", **params), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements WITH SCHEMA public")
-
-
-def _conninfo(url: URL) -> dict[str, str]:
-    params: dict[str, str] = {"dbname": url.database or "postgres", "user": url.username or ""}
-    host = url.query.get("host")
-    if isinstance(host, str):
-        params["host"] = host
-    elif url.host:
-        params["host"] = url.host
-    if url.port:
-        params["port"] = str(url.port)
-    return params
 
 
 def stop(settings: Settings) -> None:

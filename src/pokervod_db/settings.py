@@ -71,6 +71,25 @@ class AsyncpgOptions:
     server_settings: dict[str, str]
 
 
+def libpq_url(url: URL) -> str:
+    """``url`` as a plain ``postgresql://`` URL that libpq (psycopg, pg_dump, psql) reads whole.
+
+    The one conversion from a SQLAlchemy URL to libpq's terms, every query option included
+    (``host`` of a socket directory, ``sslmode``, ``options``…). It contains the password: pass
+    it only to a connection or a child process, never print it.
+    """
+    plain = url.set(drivername="postgresql")
+    base = plain.set(query={}).render_as_string(hide_password=False)
+    # libpq percent-decodes query values but reads "+" literally, and SQLAlchemy renders a
+    # space as "+": spell the query out ourselves ("options=-c%20statement_timeout%3D…").
+    pairs = [
+        f"{quote(key, safe='')}={quote(value, safe='')}"
+        for key, values in plain.query.items()
+        for value in ((values,) if isinstance(values, str) else values)
+    ]
+    return base + ("?" + "&".join(pairs) if pairs else "")
+
+
 def asyncpg_options(url: URL) -> AsyncpgOptions:
     """Split the libpq options out of ``url`` for asyncpg, or refuse one in a clear line.
 
@@ -264,16 +283,7 @@ class Settings(BaseSettings):
 
         It contains the password: pass it only to child processes, never print it.
         """
-        url = self.url().set(drivername="postgresql")
-        base = url.set(query={}).render_as_string(hide_password=False)
-        # libpq percent-decodes query values but reads "+" literally, and SQLAlchemy renders a
-        # space as "+": spell the query out ourselves ("options=-c%20statement_timeout%3D…").
-        pairs = [
-            f"{quote(key, safe='')}={quote(value, safe='')}"
-            for key, values in url.query.items()
-            for value in ((values,) if isinstance(values, str) else values)
-        ]
-        return base + ("?" + "&".join(pairs) if pairs else "")
+        return libpq_url(self.url())
 
     def masked_url(self) -> str:
         """The URL with its password hidden, for logs and messages."""

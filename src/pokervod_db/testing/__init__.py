@@ -32,12 +32,12 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pokervod_db.database import Database
-from pokervod_db.settings import Settings
+from pokervod_db.settings import Settings, libpq_url
 
 __all__ = [
     "TEST_URL_ENV",
@@ -56,19 +56,10 @@ TEST_URL_ENV = "POKERVOD_TEST_DATABASE_URL"
 
 
 def _conninfo(url: URL) -> str:
-    params: dict[str, str] = {"dbname": url.database or "postgres"}
-    if url.username:
-        params["user"] = url.username
-    if url.password:
-        params["password"] = str(url.password)
-    host = url.query.get("host")
-    if isinstance(host, str):
-        params["host"] = host
-    elif url.host:
-        params["host"] = url.host
-    if url.port:
-        params["port"] = str(url.port)
-    return make_conninfo(**params)
+    """A libpq conninfo for ``url`` (password included; for connections, never for output)."""
+    params = conninfo_to_dict(libpq_url(url))
+    params.setdefault("dbname", "postgres")
+    return make_conninfo("", **params)
 
 
 class PgServer:
