@@ -70,6 +70,10 @@ MAX_CLASS_TERMS = 5
 """The most scored terms an ``or`` query may have to be ranked by term classes (at most
 ``2 ** 5 - 1`` = 31 conjunctive walks); more go through the threshold walk."""
 
+CLASS_FETCH = 2_000
+"""How many matches of an ``or`` query's open term classes one GIN search may score before the
+classes are probed length by length instead."""
+
 OR_PROBE_LENGTHS = 6
 """How many lengths past the window an ``or`` query probes one by one before it scores every
 remaining match in one GIN search."""
@@ -321,6 +325,48 @@ FROM (
 ) counted
 WHERE {vector} @@ CAST(:tsq AS tsquery)
 """
+# The walk for `or` queries ranked by term classes: every match of the window, scored, with its
+# class (the bit mask of the scored terms it holds), and the last row read as in
+# `_RANK_WALK_SQL` (whose length says where the walk stopped).
+_CLASS_WALK_SQL = """
+SELECT {columns}, {score} AS score, dl, {mask} AS mask, matched, rn = :scan AS last_read
+FROM (
+    SELECT {columns}, {vector}, dl, {vector} @@ CAST(:tsq AS tsquery) AS matched,
+           row_number() OVER (ORDER BY dl, created_at DESC, id DESC) AS rn
+    FROM (
+        SELECT {columns}, {vector}, length({vector}) AS dl
+        FROM pokervod.{table}{where_live}
+        ORDER BY {order}
+        LIMIT :scan
+    ) walk
+) numbered
+WHERE matched OR rn = :scan
+ORDER BY dl, created_at DESC, id DESC
+"""
+# The matches of the open classes (:tsq: the query AND their union) between two lengths, at
+# most :fetch of them: one GIN search; fewer than :fetch means all of them. (An OR of the
+# lengths' lexemes in the length index would skip rows of other lengths, but decoding those
+# long posting lists costs more: 750 ms against 60 ms for `cooler or bad beat`.)
+_CLASS_FETCH_SQL = """
+SELECT {columns}, {score} AS score
+FROM pokervod.{table}
+WHERE {vector} @@ CAST(:tsq AS tsquery) AND length({vector}) >= CAST(:from_dl AS int)
+      AND length({vector}) <= CAST(:to_dl AS int) AND {mask} = ANY(CAST(:masks AS int[])){and_live}
+LIMIT :fetch
+"""
+# One length (:d) of the open classes (:tsq: the query AND their union), through the length GIN
+# index: the newest :limit of each class.
+_CLASS_PROBE_SQL = """
+SELECT {columns}, score, mask
+FROM (
+    SELECT {columns}, {score} AS score, {mask} AS mask,
+           row_number() OVER (PARTITION BY {mask} ORDER BY created_at DESC, id DESC) AS rn
+    FROM pokervod.{table}
+    WHERE ({len_vector}) @@ (CAST(:tsq AS tsquery) && format('%L', ' ' || CAST(:d AS int))::tsquery)
+          AND {mask} = ANY(CAST(:masks AS int[])){and_live}
+) ranked
+WHERE rn <= :limit
+"""
 # Step 2 for conjunctive queries: the lengths in increasing order, each probed through the
 # length GIN index, newest first within a length; the outer LIMIT stops at the k-th match, so
 # only lengths up to the k-th match's are probed and a length without matches costs one GIN
@@ -422,6 +468,11 @@ def _sql(template: str, target: _Target, order: Order, include_deleted: bool, n:
         ),
         table=target.table,
         score=score_sql(target.vector, target.avgdl, n),
+        mask="0"
+        + "".join(
+            f" + CASE WHEN {target.vector} @@ CAST(:t{i} AS tsquery) THEN {1 << i} ELSE 0 END"
+            for i in range(n)
+        ),
         where_live="" if include_deleted else " WHERE deleted_at IS NULL",
         and_live="" if include_deleted else " AND deleted_at IS NULL",
         order=(_RANK_ORDER if order == "rank" else _NEWEST_ORDER).format(vector=target.vector),
@@ -535,12 +586,6 @@ async def _term_classes(
     return None if 0 in found else found
 
 
-def _class_tsquery(tsquery: str, quoted: Sequence[str], mask: int) -> str:
-    """The query restricted to rows holding exactly the terms of ``mask`` (of the scored ones)."""
-    parts = [q if mask >> i & 1 else "!" + q for i, q in enumerate(quoted)]
-    return f"( {tsquery} ) & " + " & ".join(parts)
-
-
 def _class_sum(idfs: Sequence[float], mask: int) -> float:
     """The term sum of every row of the class, added as `score_sql` adds it (absent: + 0)."""
     return sum((w if mask >> i & 1 else 0.0 for i, w in enumerate(idfs)), 0.0)
@@ -561,54 +606,91 @@ async def _by_classes(
     limit: int,
     target: _Target,
 ) -> list[tuple[Any, ...]]:
-    """The best ``limit`` of an ``or`` query, as the best of its term classes' best.
+    """The best ``limit`` of an ``or`` query, by its term classes.
 
-    Class ``S`` holds the matches whose present scored terms are exactly ``S``: they all share
-    one term sum, so within the class the ranking is (length, newest), the conjunctive walk's
-    order, and the class's best ``limit`` come from `_rank_walk` and `_probe` on the query
-    ``tsquery & S & !others``. The classes split the matches, so every row of the true top
-    ``limit`` is among its own class's best ``limit`` (fewer than ``limit`` rows beat it at
-    all), and the best ``limit`` of the union of the classes' best is the answer.
+    Class ``S`` holds the matches whose present scored terms are exactly ``S``: they share one
+    term sum, so within a class the ranking is the walk's order (length, newest). The classes
+    split the matches, and a row of the true top ``limit`` is among its own class's first
+    ``limit`` in that order (fewer than ``limit`` rows beat it at all). So it is enough to
+    collect, for every class, its first ``limit`` rows, or all its rows that could still
+    beat the k-th best collected:
 
-    Classes are taken in decreasing term sum. A class whose best possible row (``norm`` of its
-    own size, the fewest lexemes a row holding ``S`` can have, times its sum) cannot beat the
-    k-th best so far is skipped; a class's length probe stops at the first length whose bound
-    cannot beat it. ``cooler or bad beat`` thus reads the short notes of two or three classes
-    instead of scoring 138,000 matches.
+    1. One walk of `SEARCH_SCAN` rows in ranking order scores every match it reads and notes
+       its class (every match shorter than the last length read, ``last_dl``, is then known).
+    2. From ``last_dl`` on, length by length, one GIN search (the length index) fetches, for
+       every open class, its newest ``limit`` rows of that length. A class is closed once
+       ``limit`` of its rows are collected (its first ``limit`` are then known: each length
+       gave its newest), or once ``norm(length) * its sum`` cannot beat the k-th best so far
+       (strictly: an equal row could be newer), since its rows not collected are that long.
+    3. Classes without a row in `PROBE_EMPTY_LENGTHS` lengths look rare (``cooler`` with
+       ``bad`` or ``beat``: no note holds them): one GIN search fetches all their rows up to
+       the last length whose bound can still beat the k-th best; if there are at most
+       `CLASS_FETCH`, they are closed, otherwise they are probed by length like the others.
     """
     quoted = [params[f"t{i}"] for i in range(len(idfs))]
     sums = {mask: _class_sum(idfs, mask) for mask in classes}
-    ordered = sorted(classes, key=lambda m: (-sums[m], m))
-    found: dict[Any, tuple[Any, ...]] = {}
-    cut: list[tuple[int, str, int]] = []
-    longest: int | None = None
-
-    def best() -> list[tuple[Any, ...]]:
-        return _best_first(list(found.values()), limit)
-
     async with _settings(conn, {**_SERIAL, **_ONLY_WALK}):
-        for mask in ordered:
-            if _beats(best(), limit, norm(mask.bit_count(), target.avgdl) * sums[mask]):
-                continue
-            params["tsq"] = _class_tsquery(parsed.tsquery, quoted, mask)
-            walked, last_dl = await _rank_walk(run, limit)
-            found.update((r[0], r) for r in walked)
-            if last_dl is not None:
-                cut.append((mask, params["tsq"], last_dl))
-        if cut:
-            longest = (await run(_LONGEST_SQL, "rank"))[0][0]
-    if not cut or longest is None:
-        return best()
+        rows = await run(_CLASS_WALK_SQL, "rank")
+        if not rows or not rows[-1][9] or rows[-1][6] is None:
+            return _best_first([r for r in rows if r[8]], limit)  # the walk read every row
+        longest: int = (await run(_LONGEST_SQL, "rank"))[0][0]
+    found = {r[0]: tuple(r[:6]) for r in rows if r[8]}
+    members: dict[int, set[Any]] = {m: set() for m in classes}
+    for r in rows:
+        if r[8]:
+            members.setdefault(r[7], set()).add(r[0])
+
+    def worth(mask: int, d: int) -> bool:  # can a row of the class, d long, still make it?
+        best = _best_first(list(found.values()), limit)
+        return not _beats(best, limit, norm(d, target.avgdl) * sums[mask])
+
+    d: int = rows[-1][6]
+    empty = dict.fromkeys(classes, 0)
+    fetchable = set(classes)
+    open_ = [m for m in classes if len(members[m]) < limit and worth(m, d)]
     async with _settings(conn, {**_SERIAL, **_ONLY_BITMAP}):
-        for mask, tsq, last_dl in cut:
+        while open_ and d <= longest:
+            rare = [m for m in open_ if empty[m] >= PROBE_EMPTY_LENGTHS and m in fetchable]
+            if rare:
+                to_dl = d
+                while to_dl < longest and any(worth(m, to_dl + 1) for m in rare):
+                    to_dl += 1
+                params.update(
+                    tsq=_union_tsquery(parsed.tsquery, quoted, rare),
+                    masks=rare,
+                    from_dl=d,
+                    to_dl=to_dl,
+                    fetch=CLASS_FETCH + 1,
+                )
+                fetched = await run(_CLASS_FETCH_SQL, "rank")
+                if len(fetched) <= CLASS_FETCH:
+                    found.update((r[0], tuple(r[:6])) for r in fetched)
+                    open_ = [m for m in open_ if m not in rare]
+                    continue
+                fetchable.difference_update(rare)
+            params.update(tsq=_union_tsquery(parsed.tsquery, quoted, open_), masks=open_, d=d)
+            for r in await run(_CLASS_PROBE_SQL, "rank"):
+                found[r[0]] = tuple(r[:6])
+                members.setdefault(r[6], set()).add(r[0])
+                empty[r[6]] = -1
+            for m in open_:
+                empty[m] += 1
+            d += 1
+            open_ = [m for m in open_ if len(members[m]) < limit and worth(m, d)]
+    return _best_first(list(found.values()), limit)
 
-            def worth(d: int, mask: int = mask) -> bool:
-                return not _beats(best(), limit, norm(d, target.avgdl) * sums[mask])
 
-            params["tsq"] = tsq
-            rows = await _probe(run, params, [], last_dl, longest, limit, worth=worth)
-            found.update((r[0], r) for r in rows)
-    return best()
+def _union_tsquery(tsquery: str, quoted: Sequence[str], masks: Sequence[int]) -> str:
+    """The query restricted to rows holding all the terms of one of the classes ``masks``.
+
+    Only the terms present: the absent ones (``!term``) would make the GIN search read their
+    posting lists too (twice the time for ``cooler or bad beat``); the exact class is checked
+    on the rows found (``mask = ANY(:masks)``).
+    """
+    union = " | ".join(
+        "( " + " & ".join(q for i, q in enumerate(quoted) if m >> i & 1) + " )" for m in masks
+    )
+    return f"( {tsquery} ) & ( {union} )"
 
 
 async def _rank_walk(
@@ -631,8 +713,6 @@ async def _probe(
     last_dl: int,
     longest: int,
     limit: int,
-    *,
-    worth: Callable[[int], bool] | None = None,
 ) -> list[tuple[Any, ...]]:
     """The best ``limit`` of a conjunctive query whose walk found fewer, from the GIN indexes.
 
@@ -643,28 +723,19 @@ async def _probe(
     `PROBE_EMPTY_LENGTHS` lengths in a row without a match, one GIN search takes every match
     from the next length on, ranked in SQL by the same score. The union holds the true best
     ``limit``; `_best_first` orders it by score, then recency.
-
-    ``worth(d)`` (for `_by_classes`) says whether a row of length ``d`` could still make the
-    result; it falls with ``d``, so the probe ends at the first length where it is False.
     """
-
-    def last_worth(d: int) -> int:  # the last length from d on that could still make it
-        if worth is None:
-            return longest
-        return next((x for x in range(d - 1, longest + 1) if not worth(x + 1)), longest)
-
     found: dict[Any, tuple[Any, ...]] = {r[0]: r for r in walked}
     collected, empty, d = 0, 0, last_dl
-    while d <= last_worth(d) and collected < limit:
+    while d <= longest and collected < limit:
         params["shortest"] = params["longest"] = d
         rows = await run(_PROBE_SQL, "rank")
         found.update((r[0], tuple(r)) for r in rows)
         collected += len(rows)
         empty = 0 if rows else empty + 1
         d += 1
-        if empty >= PROBE_EMPTY_LENGTHS and d <= last_worth(d) and collected < limit:
+        if empty >= PROBE_EMPTY_LENGTHS and d <= longest and collected < limit:
             params["from_dl"] = d
-            params["to_dl"] = last_worth(d)
+            params["to_dl"] = longest
             found.update((r[0], tuple(r)) for r in await run(_REST_SQL, "rank"))
             break
     return _best_first(list(found.values()), limit)
