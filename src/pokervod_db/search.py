@@ -21,9 +21,13 @@ Why it is fast: for a query whose words must all be present (words, phrases, exc
 ``or``), every match has the same term sum, so the ranking is by ``dl`` alone, shortest first.
 Migration 006 indexes exactly that order, ``(length(tsvector), created_at DESC, id DESC)``: the
 best ``k`` are the first ``k`` matches of a walk of that index (checking ``@@`` on each row), and
-the walk stops there however many rows match. With ``or`` the term sum varies, and the walk
-stops once the ``k``-th best score beats the best any unread row could reach, ``norm(dl) * sum
-of all idf`` (Fagin's threshold algorithm, on one list). A walk that has not finished after
+the walk stops there however many rows match. With ``or`` the term sum varies, but not within
+a *term class* (the matches holding exactly the same scored terms): an ``or`` query of up to
+`MAX_CLASS_TERMS` terms is ranked class by class (`_by_classes`: one walk, then per-length GIN
+probes of the classes not settled yet, each closed by its count or by its bound ``norm(length)
+* its sum``), and the best of the classes' best is exact. Longer ``or`` queries stop the walk
+once the ``k``-th best score beats the best any unread row could reach, ``norm(dl) * sum of all
+idf`` (Fagin's threshold algorithm, on one list). A walk that has not finished after
 `SEARCH_SCAN` rows (a rare word) goes on from its last length through a GIN index with a length
 marker, one length at a time, and after a few lengths without a result scores every remaining
 match in one GIN search; each step is exact (docs/search.md).
@@ -346,12 +350,15 @@ ORDER BY dl, created_at DESC, id DESC
 # The matches of the open classes (:tsq: the query AND their union) between two lengths, at
 # most :fetch of them: one GIN search; fewer than :fetch means all of them. (An OR of the
 # lengths' lexemes in the length index would skip rows of other lengths, but decoding those
-# long posting lists costs more: 750 ms against 60 ms for `cooler or bad beat`.)
+# long posting lists costs more: 750 ms against 60 ms for `cooler or bad beat`.) `+ 0` keeps
+# the planner off a bitmap scan of the length range of `ix_*_rank`: with both bounds it can look
+# selective, and then every row of the range is read (seen: 5.9 s for a phrase).
 _CLASS_FETCH_SQL = """
 SELECT {columns}, {score} AS score
 FROM pokervod.{table}
-WHERE {vector} @@ CAST(:tsq AS tsquery) AND length({vector}) >= CAST(:from_dl AS int)
-      AND length({vector}) <= CAST(:to_dl AS int) AND {mask} = ANY(CAST(:masks AS int[])){and_live}
+WHERE {vector} @@ CAST(:tsq AS tsquery)
+      AND length({vector}) + 0 BETWEEN CAST(:from_dl AS int) AND CAST(:to_dl AS int)
+      AND {mask} = ANY(CAST(:masks AS int[])){and_live}
 LIMIT :fetch
 """
 # One length (:d) of the open classes (:tsq: the query AND their union), through the length GIN
@@ -418,8 +425,7 @@ WHERE length({vector}) IS NOT NULL ORDER BY length({vector}) DESC LIMIT 1
 _REST_SQL = """
 SELECT {columns}, {score} AS score
 FROM pokervod.{table}
-WHERE {vector} @@ CAST(:tsq AS tsquery) AND length({vector}) >= CAST(:from_dl AS int)
-      AND length({vector}) <= CAST(:to_dl AS int){and_live}
+WHERE {vector} @@ CAST(:tsq AS tsquery) AND length({vector}) >= CAST(:from_dl AS int){and_live}
 ORDER BY {final_order}
 LIMIT :limit
 """
@@ -735,7 +741,6 @@ async def _probe(
         d += 1
         if empty >= PROBE_EMPTY_LENGTHS and d <= longest and collected < limit:
             params["from_dl"] = d
-            params["to_dl"] = longest
             found.update((r[0], tuple(r)) for r in await run(_REST_SQL, "rank"))
             break
     return _best_first(list(found.values()), limit)
@@ -773,7 +778,6 @@ async def _or_probe(
         if d == longest or (len(best) == limit and best[-1][5] > norm(d + 1, target.avgdl) * bound):
             return best
     params["from_dl"] = last_dl + OR_PROBE_LENGTHS
-    params["to_dl"] = longest
     found.update((r[0], tuple(r)) for r in await run(_REST_SQL, "rank"))
     return _best_first(list(found.values()), limit)
 
