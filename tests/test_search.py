@@ -36,8 +36,24 @@ NOTE_QUERIES = [
     "-river",
     "zyzzyva",
     '"kings pocket"',
+    # `or` with 2-5 scored terms: ranked by term classes (the last one by the threshold walk)
+    "river or flop or turn",
+    "cooler or bad beat or hero call",
+    '"river card" or ivey',
+    '"kings pocket" or zyzzyva',
+    "ivey or negreanu or hellmuth -river",
+    '"pocket kings" or "pocket aces" -flop',
+    "river or -flop",
 ]
-TITLE_QUERIES = ["day", "final table", '"main event"', "wsop -final", "high roller or razz"]
+TITLE_QUERIES = [
+    "day",
+    "final table",
+    '"main event"',
+    "wsop -final",
+    "high roller or razz",
+    '"final table" or "day 2"',
+    '"table final"',
+]
 
 
 def _note(r: random.Random) -> str:
@@ -149,13 +165,25 @@ async def _got(
 
 
 @pytest.mark.parametrize(
-    ("scan", "empty", "or_lengths"),
+    ("scan", "empty", "or_lengths", "class_terms", "class_fetch"),
     [
-        (search.SEARCH_SCAN, search.PROBE_EMPTY_LENGTHS, search.OR_PROBE_LENGTHS),
-        (7, search.PROBE_EMPTY_LENGTHS, search.OR_PROBE_LENGTHS),
-        (7, 0, 1),
+        (search.SEARCH_SCAN, search.PROBE_EMPTY_LENGTHS, search.OR_PROBE_LENGTHS, 5, 2000),
+        (7, search.PROBE_EMPTY_LENGTHS, search.OR_PROBE_LENGTHS, 5, 2000),
+        (7, 0, 1, 5, 2000),
+        (7, search.PROBE_EMPTY_LENGTHS, search.OR_PROBE_LENGTHS, 5, 3),
+        (7, 0, 1, 5, 0),
+        (7, search.PROBE_EMPTY_LENGTHS, search.OR_PROBE_LENGTHS, 0, 0),
+        (7, 0, 1, 0, 0),
     ],
-    ids=["walk", "probe", "rest"],
+    ids=[
+        "walk",
+        "probe",
+        "rest",
+        "or-class-probe",
+        "or-class-rest",
+        "or-threshold-probe",
+        "or-threshold-rest",
+    ],
 )
 async def test_search_returns_the_exact_top_k_of_a_brute_force_reference(
     session: AsyncSession,
@@ -163,13 +191,19 @@ async def test_search_returns_the_exact_top_k_of_a_brute_force_reference(
     scan: int,
     empty: int,
     or_lengths: int,
+    class_terms: int,
+    class_fetch: int,
 ) -> None:
     # scan=7: the walk gives up almost at once, so the GIN probes and the full scoring run too;
     # empty=0 / or_lengths=1: the probes hand over to the one GIN search for the rest after
-    # their first length.
+    # their first length. class_terms=0: `or` queries take the threshold walk instead of the
+    # term classes; class_fetch 3 or 0: the open classes' one GIN search holds too many rows,
+    # so each open class is probed by length.
     monkeypatch.setattr(search, "SEARCH_SCAN", scan)
     monkeypatch.setattr(search, "PROBE_EMPTY_LENGTHS", empty)
     monkeypatch.setattr(search, "OR_PROBE_LENGTHS", or_lengths)
+    monkeypatch.setattr(search, "MAX_CLASS_TERMS", class_terms)
+    monkeypatch.setattr(search, "CLASS_FETCH", class_fetch)
     await _corpus(session)
     cases = [("hand_clips", x) for x in NOTE_QUERIES] + [("video_files", x) for x in TITLE_QUERIES]
     failures = []
@@ -298,7 +332,9 @@ async def test_or_query_whose_terms_never_meet_uses_the_tighter_bound_and_stays_
 ) -> None:
     # No note holds cooler, bad and beat together, so the length probe of an `or` query may
     # stop at the largest term sum that leaves one term out; the result must not change.
+    # (The threshold walk: the term classes are switched off.)
     monkeypatch.setattr(search, "SEARCH_SCAN", 5)
+    monkeypatch.setattr(search, "MAX_CLASS_TERMS", 0)
     seen: list[bool] = []
     real_bound = search._term_sum_bound
 
@@ -331,3 +367,47 @@ async def test_or_query_whose_terms_never_meet_uses_the_tighter_bound_and_stays_
         )
         assert await _got(session, "hand_clips", "cooler or bad beat", limit=k) == want
     assert seen and not any(seen)  # the probe ran, with the tighter bound
+
+
+@pytest.mark.parametrize(("scan", "fetch"), [(60, 2000), (5, 2000), (5, 0)])
+async def test_or_query_classes_rare_and_common_stay_exact(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch, scan: int, fetch: int
+) -> None:
+    # Short notes hold the rare word, long ones the common pair, and no note holds both: the
+    # classes of the rare word with the pair are empty (the one GIN search for rare classes,
+    # or with fetch=0 the length probe), the pair's class is cut by the bound. scan=60: the
+    # walk reads the rare word's notes and some of the pair's; scan=5: the length probes
+    # collect them.
+    monkeypatch.setattr(search, "SEARCH_SCAN", scan)
+    monkeypatch.setattr(search, "CLASS_FETCH", fetch)
+    r = random.Random(7)
+    filler = ["ivey", "negreanu", "flop", "turn", "raise", "fold", "shove", "limp", "tank"]
+    rows = []
+    for i in range(400):
+        if i < 40:
+            notes = f"zyzzyva {' '.join(r.sample(filler, r.randint(0, 3)))}"
+        else:
+            notes = "river card " + " ".join(r.sample(filler, r.randint(3, len(filler))))
+        created = NOW - timedelta(hours=r.randint(0, 30))
+        rows.append({"id": uuid.UUID(int=i + 1), "notes": notes, "c": created})
+    await session.execute(
+        text(
+            "INSERT INTO pokervod.hand_clips (id, notes, created_at, updated_at) "
+            "VALUES (:id, :notes, :c, :c)"
+        ),
+        rows,
+    )
+    await session.commit()
+    await session.execute(text("ANALYZE pokervod.hand_clips"))
+    await session.commit()
+    for query in (
+        "zyzzyva or river card",
+        "river card or zyzzyva",
+        "zyzzyva or river or card",
+        'zyzzyva or "card river"',
+    ):
+        for k in (1, 5, 20, 60):
+            want = await _reference(
+                session, "hand_clips", query, include_deleted=False, order="rank", k=k
+            )
+            assert await _got(session, "hand_clips", query, limit=k) == want, (query, k)

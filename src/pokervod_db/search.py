@@ -21,9 +21,13 @@ Why it is fast: for a query whose words must all be present (words, phrases, exc
 ``or``), every match has the same term sum, so the ranking is by ``dl`` alone, shortest first.
 Migration 006 indexes exactly that order, ``(length(tsvector), created_at DESC, id DESC)``: the
 best ``k`` are the first ``k`` matches of a walk of that index (checking ``@@`` on each row), and
-the walk stops there however many rows match. With ``or`` the term sum varies, and the walk
-stops once the ``k``-th best score beats the best any unread row could reach, ``norm(dl) * sum
-of all idf`` (Fagin's threshold algorithm, on one list). A walk that has not finished after
+the walk stops there however many rows match. With ``or`` the term sum varies, but not within
+a *term class* (the matches holding exactly the same scored terms): an ``or`` query of up to
+`MAX_CLASS_TERMS` terms is ranked class by class (`_by_classes`: one walk, then per-length GIN
+probes of the classes not settled yet, each closed by its count or by its bound ``norm(length)
+* its sum``), and the best of the classes' best is exact. Longer ``or`` queries stop the walk
+once the ``k``-th best score beats the best any unread row could reach, ``norm(dl) * sum of all
+idf`` (Fagin's threshold algorithm, on one list). A walk that has not finished after
 `SEARCH_SCAN` rows (a rare word) goes on from its last length through a GIN index with a length
 marker, one length at a time, and after a few lengths without a result scores every remaining
 match in one GIN search; each step is exact (docs/search.md).
@@ -65,6 +69,14 @@ NOTES_AVGDL = 20.0
 """Length pivot of clip notes, in distinct lexemes (the generated archive's mean is 20–21)."""
 TITLES_AVGDL = 10.0
 """Length pivot of video titles, in distinct lexemes."""
+
+MAX_CLASS_TERMS = 5
+"""The most scored terms an ``or`` query may have to be ranked by term classes (at most
+``2 ** 5 - 1`` = 31 conjunctive walks); more go through the threshold walk."""
+
+CLASS_FETCH = 2_000
+"""How many matches of an ``or`` query's open term classes one GIN search may score before the
+classes are probed length by length instead."""
 
 OR_PROBE_LENGTHS = 6
 """How many lengths past the window an ``or`` query probes one by one before it scores every
@@ -121,6 +133,9 @@ class ParsedQuery:
     terms: tuple[str, ...]
     conjunctive: bool
     """Every scored lexeme is in every match (no ``or``), so all matches share one term sum."""
+    relaxed: str = ""
+    """``querytree`` with phrase operators read as AND: every match satisfies it (a superset
+    test that needs no positions), "" when there is nothing to index."""
 
 
 # --- the score, in SQL ---------------------------------------------------------------------------
@@ -215,7 +230,11 @@ async def parse_query(conn: AsyncConnection, q: str) -> ParsedQuery | None:
     terms, operators = _lexemes(tree if tree != "T" else "")
     unique = tuple(dict.fromkeys(terms))
     conjunctive = "|" not in operators and "!" not in operators
-    return ParsedQuery(tsquery=tsquery, terms=unique, conjunctive=conjunctive)
+    relaxed = _PHRASE_OR_LEXEME.sub(lambda m: m.group(1) or "&", tree) if tree != "T" else ""
+    return ParsedQuery(tsquery=tsquery, terms=unique, conjunctive=conjunctive, relaxed=relaxed)
+
+
+_PHRASE_OR_LEXEME = re.compile(r"('(?:[^'\\]|''|\\.)*')|<(?:-|\d+)>")
 
 
 _STATS_SQL = """
@@ -310,6 +329,51 @@ FROM (
 ) counted
 WHERE {vector} @@ CAST(:tsq AS tsquery)
 """
+# The walk for `or` queries ranked by term classes: every match of the window, scored, with its
+# class (the bit mask of the scored terms it holds), and the last row read as in
+# `_RANK_WALK_SQL` (whose length says where the walk stopped).
+_CLASS_WALK_SQL = """
+SELECT {columns}, {score} AS score, dl, {mask} AS mask, matched, rn = :scan AS last_read
+FROM (
+    SELECT {columns}, {vector}, dl, {vector} @@ CAST(:tsq AS tsquery) AS matched,
+           row_number() OVER (ORDER BY dl, created_at DESC, id DESC) AS rn
+    FROM (
+        SELECT {columns}, {vector}, length({vector}) AS dl
+        FROM pokervod.{table}{where_live}
+        ORDER BY {order}
+        LIMIT :scan
+    ) walk
+) numbered
+WHERE matched OR rn = :scan
+ORDER BY dl, created_at DESC, id DESC
+"""
+# The matches of the open classes (:tsq: the query AND their union) between two lengths, at
+# most :fetch of them: one GIN search; fewer than :fetch means all of them. (An OR of the
+# lengths' lexemes in the length index would skip rows of other lengths, but decoding those
+# long posting lists costs more: 750 ms against 60 ms for `cooler or bad beat`.) `+ 0` keeps
+# the planner off a bitmap scan of the length range of `ix_*_rank`: with both bounds it can look
+# selective, and then every row of the range is read (seen: 5.9 s for a phrase).
+_CLASS_FETCH_SQL = """
+SELECT {columns}, {score} AS score
+FROM pokervod.{table}
+WHERE {vector} @@ CAST(:tsq AS tsquery)
+      AND length({vector}) + 0 BETWEEN CAST(:from_dl AS int) AND CAST(:to_dl AS int)
+      AND {mask} = ANY(CAST(:masks AS int[])){and_live}
+LIMIT :fetch
+"""
+# One length (:d) of the open classes (:tsq: the query AND their union), through the length GIN
+# index: the newest :limit of each class.
+_CLASS_PROBE_SQL = """
+SELECT {columns}, score, mask
+FROM (
+    SELECT {columns}, {score} AS score, {mask} AS mask,
+           row_number() OVER (PARTITION BY {mask} ORDER BY created_at DESC, id DESC) AS rn
+    FROM pokervod.{table}
+    WHERE ({len_vector}) @@ (CAST(:tsq AS tsquery) && format('%L', ' ' || CAST(:d AS int))::tsquery)
+          AND {mask} = ANY(CAST(:masks AS int[])){and_live}
+) ranked
+WHERE rn <= :limit
+"""
 # Step 2 for conjunctive queries: the lengths in increasing order, each probed through the
 # length GIN index, newest first within a length; the outer LIMIT stops at the k-th match, so
 # only lengths up to the k-th match's are probed and a length without matches costs one GIN
@@ -365,6 +429,17 @@ WHERE {vector} @@ CAST(:tsq AS tsquery) AND length({vector}) >= CAST(:from_dl AS
 ORDER BY {final_order}
 LIMIT :limit
 """
+# Which sets of the query's terms can make a row match: each candidate set as a vector of its
+# lexemes without positions (a phrase then reads as an AND of its words, a necessary condition
+# for a real row holding exactly those terms), kept if it satisfies the query.
+_CLASSES_SQL = """
+SELECT m.mask
+FROM unnest(CAST(:masks AS int[])) AS m(mask)
+WHERE array_to_tsvector(ARRAY(
+          SELECT u.t FROM unnest(CAST(:terms AS text[])) WITH ORDINALITY AS u(t, i)
+          WHERE m.mask & (1 << (u.i::int - 1)) <> 0
+      )) @@ CAST(:tsq AS tsquery)
+"""
 # Step 2 otherwise: all matches from the GIN index, scored, the best :limit kept.
 _ALL_SQL = """
 SELECT {columns}, {score} AS score
@@ -399,6 +474,11 @@ def _sql(template: str, target: _Target, order: Order, include_deleted: bool, n:
         ),
         table=target.table,
         score=score_sql(target.vector, target.avgdl, n),
+        mask="0"
+        + "".join(
+            f" + CASE WHEN {target.vector} @@ CAST(:t{i} AS tsquery) THEN {1 << i} ELSE 0 END"
+            for i in range(n)
+        ),
         where_live="" if include_deleted else " WHERE deleted_at IS NULL",
         and_live="" if include_deleted else " AND deleted_at IS NULL",
         order=(_RANK_ORDER if order == "rank" else _NEWEST_ORDER).format(vector=target.vector),
@@ -444,13 +524,16 @@ async def top_matches(
         "limit": limit,
         **term_params(parsed.terms, idfs),
     }
-    if not parsed.terms:
-        order = "newest"  # nothing is scored (only exclusions): every score is 0
+    # nothing is scored (only exclusions): every score is 0, the newest are the best
+    order = order if parsed.terms else "newest"
 
     async def run(template: str, walk_order: Order) -> list[Any]:
         sql = _sql(template, target, walk_order, include_deleted, n)
         return list((await conn.execute(text(sql), params)).all())
 
+    classes = await _term_classes(conn, parsed, order)
+    if classes is not None:
+        return await _by_classes(conn, run, params, parsed, idfs, classes, limit, target)
     last_dl: int | None = None
     longest: int | None = None
     window: list[Any] = []
@@ -483,6 +566,137 @@ async def top_matches(
                 return await _probe(run, params, walked, last_dl, longest, limit)
             return await _or_probe(run, params, window, last_dl, longest, limit, target, idfs)
         return [tuple(r) for r in await run(_ALL_SQL, order)]
+
+
+async def _term_classes(
+    conn: AsyncConnection, parsed: ParsedQuery, order: Order
+) -> list[int] | None:
+    """The sets of scored terms a matching row can hold, as bit masks over ``parsed.terms``,
+    for an ``or`` query of at most `MAX_CLASS_TERMS` of them in ranking order (else None).
+
+    A row holding exactly the terms ``S`` (of the scored ones) can only match if the vector of
+    ``S`` satisfies `ParsedQuery.relaxed` (``querytree``, which every match satisfies, with
+    phrases read as AND: a vector without positions matches no phrase). None when the empty
+    set passes (then rows without any scored term could match): the caller takes the
+    threshold walk.
+    """
+    if order != "rank" or parsed.conjunctive or not 0 < len(parsed.terms) <= MAX_CLASS_TERMS:
+        return None
+    if not parsed.relaxed:
+        return None
+    masks = list(range(1 << len(parsed.terms)))
+    rows = await conn.execute(
+        text(_CLASSES_SQL), {"masks": masks, "terms": list(parsed.terms), "tsq": parsed.relaxed}
+    )
+    found = [int(r[0]) for r in rows]
+    return None if 0 in found else found
+
+
+def _class_sum(idfs: Sequence[float], mask: int) -> float:
+    """The term sum of every row of the class, added as `score_sql` adds it (absent: + 0)."""
+    return sum((w if mask >> i & 1 else 0.0 for i, w in enumerate(idfs)), 0.0)
+
+
+def _beats(best: Sequence[tuple[Any, ...]], limit: int, bound: float) -> bool:
+    """Whether the k-th best so far is strictly above ``bound`` (equal could lose a tie)."""
+    return len(best) == limit and best[-1][5] > bound
+
+
+async def _by_classes(
+    conn: AsyncConnection,
+    run: Callable[[str, Order], Awaitable[list[Any]]],
+    params: dict[str, Any],
+    parsed: ParsedQuery,
+    idfs: Sequence[float],
+    classes: Sequence[int],
+    limit: int,
+    target: _Target,
+) -> list[tuple[Any, ...]]:
+    """The best ``limit`` of an ``or`` query, by its term classes.
+
+    Class ``S`` holds the matches whose present scored terms are exactly ``S``: they share one
+    term sum, so within a class the ranking is the walk's order (length, newest). The classes
+    split the matches, and a row of the true top ``limit`` is among its own class's first
+    ``limit`` in that order (fewer than ``limit`` rows beat it at all). So it is enough to
+    collect, for every class, its first ``limit`` rows, or all its rows that could still
+    beat the k-th best collected:
+
+    1. One walk of `SEARCH_SCAN` rows in ranking order scores every match it reads and notes
+       its class (every match shorter than the last length read, ``last_dl``, is then known).
+    2. From ``last_dl`` on, length by length, one GIN search (the length index) fetches, for
+       every open class, its newest ``limit`` rows of that length. A class is closed once
+       ``limit`` of its rows are collected (its first ``limit`` are then known: each length
+       gave its newest), or once ``norm(length) * its sum`` cannot beat the k-th best so far
+       (strictly: an equal row could be newer), since its rows not collected are that long.
+    3. Classes without a row in `PROBE_EMPTY_LENGTHS` lengths look rare (``cooler`` with
+       ``bad`` or ``beat``: no note holds them): one GIN search fetches all their rows up to
+       the last length whose bound can still beat the k-th best; if there are at most
+       `CLASS_FETCH`, they are closed, otherwise they are probed by length like the others.
+    """
+    quoted = [params[f"t{i}"] for i in range(len(idfs))]
+    sums = {mask: _class_sum(idfs, mask) for mask in classes}
+    async with _settings(conn, {**_SERIAL, **_ONLY_WALK}):
+        rows = await run(_CLASS_WALK_SQL, "rank")
+        if not rows or not rows[-1][9] or rows[-1][6] is None:
+            return _best_first([r for r in rows if r[8]], limit)  # the walk read every row
+        longest: int = (await run(_LONGEST_SQL, "rank"))[0][0]
+    found = {r[0]: tuple(r[:6]) for r in rows if r[8]}
+    members: dict[int, set[Any]] = {m: set() for m in classes}
+    for r in rows:
+        if r[8]:
+            members.setdefault(r[7], set()).add(r[0])
+
+    def worth(mask: int, d: int) -> bool:  # can a row of the class, d long, still make it?
+        best = _best_first(list(found.values()), limit)
+        return not _beats(best, limit, norm(d, target.avgdl) * sums[mask])
+
+    d: int = rows[-1][6]
+    empty = dict.fromkeys(classes, 0)
+    fetchable = set(classes)
+    open_ = [m for m in classes if len(members[m]) < limit and worth(m, d)]
+    async with _settings(conn, {**_SERIAL, **_ONLY_BITMAP}):
+        while open_ and d <= longest:
+            rare = [m for m in open_ if empty[m] >= PROBE_EMPTY_LENGTHS and m in fetchable]
+            if rare:
+                to_dl = d
+                while to_dl < longest and any(worth(m, to_dl + 1) for m in rare):
+                    to_dl += 1
+                params.update(
+                    tsq=_union_tsquery(parsed.tsquery, quoted, rare),
+                    masks=rare,
+                    from_dl=d,
+                    to_dl=to_dl,
+                    fetch=CLASS_FETCH + 1,
+                )
+                fetched = await run(_CLASS_FETCH_SQL, "rank")
+                if len(fetched) <= CLASS_FETCH:
+                    found.update((r[0], tuple(r[:6])) for r in fetched)
+                    open_ = [m for m in open_ if m not in rare]
+                    continue
+                fetchable.difference_update(rare)
+            params.update(tsq=_union_tsquery(parsed.tsquery, quoted, open_), masks=open_, d=d)
+            for r in await run(_CLASS_PROBE_SQL, "rank"):
+                found[r[0]] = tuple(r[:6])
+                members.setdefault(r[6], set()).add(r[0])
+                empty[r[6]] = -1
+            for m in open_:
+                empty[m] += 1
+            d += 1
+            open_ = [m for m in open_ if len(members[m]) < limit and worth(m, d)]
+    return _best_first(list(found.values()), limit)
+
+
+def _union_tsquery(tsquery: str, quoted: Sequence[str], masks: Sequence[int]) -> str:
+    """The query restricted to rows holding all the terms of one of the classes ``masks``.
+
+    Only the terms present: the absent ones (``!term``) would make the GIN search read their
+    posting lists too (twice the time for ``cooler or bad beat``); the exact class is checked
+    on the rows found (``mask = ANY(:masks)``).
+    """
+    union = " | ".join(
+        "( " + " & ".join(q for i, q in enumerate(quoted) if m >> i & 1) + " )" for m in masks
+    )
+    return f"( {tsquery} ) & ( {union} )"
 
 
 async def _rank_walk(
