@@ -39,7 +39,7 @@ from pokervod_db.backup.archive import ArchiveKind, Manifest, archive_size
 from pokervod_db.backup.checks import ArchiveCheck, known_tables
 from pokervod_db.backup.connection import maintenance_connection
 from pokervod_db.backup.content import object_counts_sql, quote_ident, quote_literal
-from pokervod_db.backup.progress import Progress, ProgressFn, Throttle, report
+from pokervod_db.backup.progress import PhaseTimer, Progress, ProgressFn, Throttle, log, report
 from pokervod_db.backup.streams import CHUNK, Feeder
 from pokervod_db.backup.tools import PgTools, StderrReader, spawn, stop
 from pokervod_db.errors import BackupError
@@ -233,8 +233,16 @@ class _DataReader:
     ``SELECT pg_catalog.setval('pokervod.<sequence>', n, bool);``. Anything else is refused.
     """
 
-    def __init__(self, cur: Any, *, revision: str | None, on_copy: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        cur: Any,
+        *,
+        revision: str | None,
+        on_copy: Callable[[], None],
+        timer: PhaseTimer | None = None,
+    ) -> None:
         self._cur = cur
+        self._timer = timer
         self._revision = revision
         self._on_copy = on_copy
         self._tables = known_tables()
@@ -376,6 +384,17 @@ class _DataReader:
         self._copy_cm.__exit__(None, None, None)
         self._copy = self._copy_cm = None
         self.counts[self._table] = int(self._cur.rowcount)
+        if self._timer is not None:
+            self._timer.lap(f"copy {self._table}")
+
+
+def _rebuild_label(statement: str) -> str:
+    """``index <name>``, ``key <name>`` or ``foreign-key <name>`` for a rebuild statement."""
+    if (m := re.match(r"CREATE (?:UNIQUE )?INDEX (\S+)", statement)) is not None:
+        return f"index {m[1]}"
+    if (m := re.search(r" ADD CONSTRAINT (\S+) (FOREIGN KEY)?", statement)) is not None:
+        return f"{'foreign-key' if m[2] else 'key'} {m[1]}"
+    return "rebuild"
 
 
 def _unquote(name: str) -> str:
@@ -395,13 +414,15 @@ def load_archive(  # noqa: C901 (the restore's one transaction, step by step; se
     phase: str = "restore",
     progress: ProgressFn | None = None,
     extra_sql: str = "",
-) -> None:
+) -> dict[str, float]:
     """Load the checked archive's data into ``database`` (default: the settings' one) atomically.
 
     With ``move_existing_to``, the existing schema is renamed to that name in the same
     transaction, so the swap from old to new data is a single commit. ``extra_sql`` (our own
     SQL, never the archive's) runs after the load, before the checks. The caller holds the
-    maintenance lock when replacing live data.
+    maintenance lock when replacing live data. Returns the seconds spent per kind of step
+    (`PhaseTimer.groups`: ``schema``, ``copy``, ``index``, ``key``, ``foreign-key``, ``check``,
+    ``commit``), which says where a slow restore spent its time.
     """
     if check.manifest.revision is None:
         raise BackupError(f"{check.path.name} has no revision; it cannot be restored")
@@ -462,6 +483,7 @@ def load_archive(  # noqa: C901 (the restore's one transaction, step by step; se
                 "least(%s, current_setting('max_worker_processes')::int)::text, true)",
                 (PARALLEL_MAINTENANCE_WORKERS,),
             )
+            timer = PhaseTimer(phase)
             _become_schema_owner(cur)
             if move_existing_to is not None:
                 cur.execute(
@@ -471,6 +493,7 @@ def load_archive(  # noqa: C901 (the restore's one transaction, step by step; se
             rebuild = _set_aside_keys_and_indexes(cur)
             _require_empty_tables(cur)
             triggered = _user_triggers(cur, enable=False)
+            timer.lap("schema")
             env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}  # pg_restore only reads the archive
             restore = spawn(
                 argv,
@@ -483,7 +506,9 @@ def load_archive(  # noqa: C901 (the restore's one transaction, step by step; se
             if restore.stdin is not None:
                 feeder = Feeder(check.path, check.kind, restore.stdin, on_bytes)
             assert restore.stdout is not None
-            reader = _DataReader(cur, revision=check.manifest.revision, on_copy=on_copy)
+            reader = _DataReader(
+                cur, revision=check.manifest.revision, on_copy=on_copy, timer=timer
+            )
             _pump(restore.stdout, reader)
             restore_rc = restore.wait()
             restore_errors.join()
@@ -500,9 +525,11 @@ def load_archive(  # noqa: C901 (the restore's one transaction, step by step; se
                 )
             reader.finish()
             _user_triggers(cur, enable=True, tables=triggered)
+            timer.lap("copy (end of stream)")
             report(progress, Progress(f"{phase}: indexes", tables_total, tables_total))
             for statement in rebuild:
                 cur.execute(statement)
+                timer.lap(_rebuild_label(statement))
             state["tables"] = tables_total
             report(
                 progress,
@@ -518,7 +545,11 @@ def load_archive(  # noqa: C901 (the restore's one transaction, step by step; se
             if extra_sql:
                 cur.execute(extra_sql)
             cur.execute(check_sql(check.manifest, counted=frozenset(reader.counts)))
+            timer.lap("check")
             conn.commit()
+            timer.lap("commit")
+            log.info("%s", timer.summary())
+            return timer.groups()
         except Exception as exc:
             from psycopg import Error as PsycopgError
 

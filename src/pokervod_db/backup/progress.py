@@ -47,3 +47,43 @@ class Throttle:
             return False
         self._last = now
         return True
+
+
+class PhaseTimer:
+    """Wall time of each step of a long operation, logged so an operator sees where it went.
+
+    A restore's time is spent in a few places (the data load, the index builds, the foreign key
+    checks); without this, a slow restore can only be explained by re-running it under a
+    profiler. ``steps`` keeps every step in order; ``summary()`` is one log line.
+    """
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+        self.steps: list[tuple[str, float]] = []
+        self._last = time.monotonic()
+
+    def lap(self, step: str) -> float:
+        """Close ``step`` (the time since the previous lap) and return its seconds."""
+        now = time.monotonic()
+        elapsed = now - self._last
+        self._last = now
+        self.steps.append((step, elapsed))
+        log.debug("%s: %s %.3f s", self.operation, step, elapsed)
+        return elapsed
+
+    def total(self, prefix: str) -> float:
+        """Seconds of every step whose name starts with ``prefix`` (``"index "``, ``"copy "``)."""
+        return sum(s for name, s in self.steps if name.startswith(prefix))
+
+    def groups(self) -> dict[str, float]:
+        """Seconds per kind of step (the first word: ``copy``, ``index``, ``foreign-key`` …)."""
+        totals: dict[str, float] = {}
+        for name, seconds in self.steps:
+            group = name.split(" ", 1)[0]
+            totals[group] = totals.get(group, 0.0) + seconds
+        return {name: round(seconds, 3) for name, seconds in totals.items()}
+
+    def summary(self) -> str:
+        groups = self.groups()
+        parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in groups.items())
+        return f"{self.operation} took {sum(groups.values()):.1f} s: {parts}"

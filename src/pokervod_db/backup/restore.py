@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ class RestoreResult:
     safety_backup: BackupResult | None
     old_schema: str | None
     old_schema_dropped: bool
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def upgrade_needed(self) -> bool:
@@ -67,6 +68,7 @@ class RestoreResult:
             "safety_backup": str(self.safety_backup.file) if self.safety_backup else None,
             "old_schema": self.old_schema,
             "old_schema_dropped": self.old_schema_dropped,
+            "phases": self.phases,
         }
 
     def event_payload(self) -> dict[str, Any]:
@@ -129,7 +131,7 @@ def restore_backup(
         old = None
         if exists:
             old = f"{OLD_SCHEMA_PREFIX}{datetime.now(UTC):%Y%m%d_%H%M%S}_{os.getpid()}"
-        load_archive(
+        phases = load_archive(
             settings,
             tools,
             check,
@@ -160,6 +162,7 @@ def restore_backup(
         safety_backup=safety,
         old_schema=old,
         old_schema_dropped=dropped,
+        phases=phases,
     )
 
 
