@@ -664,31 +664,27 @@ def _upsert_sql(target: _Target, cols: Sequence[str], source: str) -> str:
 async def _apply_fast(
     driver: asyncpg.Connection, target: _Target, cols: Sequence[str], staged: _Staged
 ) -> tuple[int, int] | None:
-    """The one statement of the happy path; None when bad data or duplicate keys stop it."""
+    """The statements of the happy path; None when bad data or duplicate keys stop them.
+
+    Both forms run in one savepoint: a bad value in any of them undoes all, and the caller
+    falls back to the checked path, which names the rows.
+    """
     names = ", ".join(_q(c) for c in cols)
     source = f"SELECT {names} FROM {_q(staged.name)} s"
-    if await _mostly_existing(driver, target, staged):
-        # A rescan: most rows exist and most are unchanged. One hash anti-join against the
-        # table drops the unchanged rows far cheaper than ON CONFLICT's probe per row; the
-        # rest still go through ON CONFLICT, which decides (and counts) on the row itself.
-        updatable = [c for c in cols if c not in target.key]
-        same_key = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in target.key)
-        same_values = (
-            " AND ROW({}) IS NOT DISTINCT FROM ROW({})".format(
-                ", ".join(f"t.{_q(c)}" for c in updatable),
-                ", ".join(f"s.{_q(c)}" for c in updatable),
-            )
-            if updatable
-            else ""
-        )
-        source += (
-            f" WHERE NOT EXISTS (SELECT 1 FROM {SCHEMA}.{_q(target.name)} t "
-            f"WHERE {same_key}{same_values})"
-        )
-    sql = _upsert_sql(target, cols, source)
+    updatable = [c for c in cols if c not in target.key]
+    rescan = await _mostly_existing(driver, target, staged)
     await driver.execute("SAVEPOINT pokervod_ingest_fast")
     try:
-        row = await driver.fetchrow(sql)
+        if rescan and updatable:
+            counts = await _apply_rescan(driver, target, cols, staged)
+        else:
+            if rescan:
+                # Key columns only: the rows whose key exists are unchanged by definition;
+                # a hash anti-join drops them far cheaper than ON CONFLICT's probe per row.
+                source += f" WHERE NOT EXISTS ({_existing(target, staged)})"
+            row = await driver.fetchrow(_upsert_sql(target, cols, source))
+            assert row is not None
+            counts = int(row[0]), int(row[1])
     except asyncpg.PostgresError as exc:
         await driver.execute("ROLLBACK TO SAVEPOINT pokervod_ingest_fast")
         await driver.execute("RELEASE SAVEPOINT pokervod_ingest_fast")
@@ -701,8 +697,53 @@ async def _apply_fast(
             table=target.name,
         ) from exc
     await driver.execute("RELEASE SAVEPOINT pokervod_ingest_fast")
+    return counts
+
+
+def _existing(target: _Target, staged: _Staged) -> str:
+    """A subquery that finds staged row ``s`` in the table by its key."""
+    same_key = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in target.key)
+    return f"SELECT 1 FROM {SCHEMA}.{_q(target.name)} t WHERE {same_key}"
+
+
+async def _apply_rescan(
+    driver: asyncpg.Connection, target: _Target, cols: Sequence[str], staged: _Staged
+) -> tuple[int, int]:
+    """A rescan (most keys exist, most rows unchanged): update the changed rows in place with
+    one joined UPDATE, then insert the new keys.
+
+    The UPDATE's hash join against the table both finds the changed rows and writes them: no
+    second lookup per row, as ``INSERT … ON CONFLICT`` would make (its speculative insertion
+    probes the key index, locks the row, then updates it). Concurrent writers lose nothing:
+    a row another transaction changed meanwhile is re-read and the join and the distinctness
+    test re-checked on its newest version (EvalPlanQual) before it is written. The INSERT runs
+    as a second statement with a fresh snapshot and keeps ``ON CONFLICT DO UPDATE``: a key
+    deleted by another transaction since the UPDATE is inserted again, a key inserted by
+    another since then is updated (when its values differ), as the one-statement upsert would.
+    Duplicate keys never reach this point (`_has_duplicate_keys`); a key given twice would make
+    the UPDATE pick one of the rows at random.
+    """
+    table = f"{SCHEMA}.{_q(target.name)}"
+    updatable = [c for c in cols if c not in target.key]
+    sets = ", ".join(f"{_q(c)} = s.{_q(c)}" for c in updatable)
+    same_key = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in target.key)
+    old = ", ".join(f"t.{_q(c)}" for c in updatable)
+    new = ", ".join(f"s.{_q(c)}" for c in updatable)
+    status = await driver.execute(
+        f"UPDATE {table} AS t SET {sets} FROM {_q(staged.name)} s "
+        f"WHERE {same_key} AND ROW({old}) IS DISTINCT FROM ROW({new})"
+    )
+    updated = int(status.rsplit(" ", 1)[-1])
+    names = ", ".join(_q(c) for c in cols)
+    row = await driver.fetchrow(
+        _upsert_sql(
+            target,
+            cols,
+            f"SELECT {names} FROM {_q(staged.name)} s WHERE NOT EXISTS ({_existing(target, staged)})",
+        )
+    )
     assert row is not None
-    return int(row[0]), int(row[1])
+    return int(row[0]), updated + int(row[1])
 
 
 def _first_line(exc: BaseException) -> str:
