@@ -228,3 +228,15 @@ async def test_rescan_inserts_again_a_row_deleted_concurrently(
         select(NASFile.file_size_bytes).where(NASFile.file_path == rows[2]["file_path"])
     )
     assert size == 77
+
+
+async def test_phase_timings_name_the_steps_of_a_call(session: AsyncSession) -> None:
+    rows = await _seed(session, 4)
+    with ingest.phase_timings() as phases:
+        await ingest.upsert_nas_files(session, rows)
+    assert {"stage", "duplicate_check", "sample", "apply"} <= phases.keys()
+    assert all(seconds > 0 for seconds in phases.values())
+    seen = dict(phases)
+    await ingest.upsert_nas_files(session, rows)  # outside the block: not counted
+    assert phases == seen
+    assert not ingest._phase_sinks

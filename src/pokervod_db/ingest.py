@@ -29,15 +29,18 @@ objects already loaded in the session are not refreshed.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import math
 import operator
 import re
+import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import BigInteger, Integer, Numeric, SmallInteger, String, Table, text
@@ -142,6 +145,48 @@ class LinkResult:
     removed: int = 0
     unchanged: int = 0
     bad_rows: list[BadRow] = field(default_factory=list)
+
+
+# --- phase timings (the benchmark's breakdown) ------------------------------------------------
+
+_phase_sinks: list[dict[str, float]] = []
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+@contextlib.contextmanager
+def phase_timings() -> Iterator[dict[str, float]]:
+    """Seconds per internal step (stage, duplicate_check, sample, apply, …) of the upserts run
+    inside the block, summed by step: where a bulk call spends its time, without a profiler."""
+    sink: dict[str, float] = {}
+    _phase_sinks.append(sink)
+    try:
+        yield sink
+    finally:
+        _phase_sinks.remove(sink)
+
+
+def _phase(
+    name: str,
+) -> Callable[[Callable[_P, Coroutine[Any, Any, _R]]], Callable[_P, Coroutine[Any, Any, _R]]]:
+    def decorate(
+        fn: Callable[_P, Coroutine[Any, Any, _R]],
+    ) -> Callable[_P, Coroutine[Any, Any, _R]]:
+        @functools.wraps(fn)
+        async def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            if not _phase_sinks:
+                return await fn(*args, **kwargs)
+            started = time.perf_counter()
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                seconds = time.perf_counter() - started
+                for sink in _phase_sinks:
+                    sink[name] = sink.get(name, 0.0) + seconds
+
+        return run
+
+    return decorate
 
 
 # --- targets ----------------------------------------------------------------------------------
@@ -484,6 +529,7 @@ def _numeric_check(scale: int) -> Callable[[Any], tuple[bool, Any, str]]:
     return check
 
 
+@_phase("stage")
 async def _stage(
     driver: asyncpg.Connection,
     table: Table,
@@ -595,6 +641,7 @@ async def _leave(driver: asyncpg.Connection, work_mem: str) -> None:
     await driver.execute("RELEASE SAVEPOINT pokervod_ingest")
 
 
+@_phase("duplicate_check")
 async def _has_duplicate_keys(
     driver: asyncpg.Connection,
     target: _Target,
@@ -626,6 +673,7 @@ async def _has_duplicate_keys(
     return bool(found)
 
 
+@_phase("sample")
 async def _mostly_existing(driver: asyncpg.Connection, target: _Target, staged: _Staged) -> bool:
     """Whether at least half of a sample of about 2,000 staged rows already exist by key."""
     if staged.count == 0:
@@ -691,6 +739,7 @@ def _upsert_sql(target: _Target, cols: Sequence[str], source: str) -> str:
     """
 
 
+@_phase("apply")
 async def _apply_fast(
     driver: asyncpg.Connection, target: _Target, cols: Sequence[str], staged: _Staged
 ) -> tuple[int, int] | None:
@@ -781,6 +830,7 @@ def _first_line(exc: BaseException) -> str:
     return text_.splitlines()[0] if text_ else type(exc).__name__
 
 
+@_phase("apply_checked")
 async def _apply_checked(
     driver: asyncpg.Connection,
     target: _Target,
