@@ -9,6 +9,9 @@ of clips; row-by-row ORM writes cannot keep up. Each upsert here:
    (target columns) IS DISTINCT FROM (new values)``: unchanged rows are not rewritten, so
    their ``updated_at`` (set by the trigger on real updates only) and their disk pages stay.
    ``RETURNING (xmax = 0)`` tells inserted from updated rows; the rest were unchanged.
+   A rescan (a sample shows most keys exist) instead updates the changed rows with one
+   joined ``UPDATE … FROM`` the staging table and then inserts the new keys with the same
+   ``INSERT … ON CONFLICT`` (see `_apply_rescan`).
 
 Only the columns the caller passes are written: on update the others keep their values, on
 insert they get their defaults. Rows are mappings (column → value) or, with ``columns=``,
