@@ -9,6 +9,9 @@ of clips; row-by-row ORM writes cannot keep up. Each upsert here:
    (target columns) IS DISTINCT FROM (new values)``: unchanged rows are not rewritten, so
    their ``updated_at`` (set by the trigger on real updates only) and their disk pages stay.
    ``RETURNING (xmax = 0)`` tells inserted from updated rows; the rest were unchanged.
+   A rescan (a sample shows most keys exist) instead updates the changed rows with one
+   joined ``UPDATE … FROM`` the staging table and then inserts the new keys with the same
+   ``INSERT … ON CONFLICT`` (see `_apply_rescan`).
 
 Only the columns the caller passes are written: on update the others keep their values, on
 insert they get their defaults. Rows are mappings (column → value) or, with ``columns=``,
@@ -29,15 +32,18 @@ objects already loaded in the session are not refreshed.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import math
 import operator
 import re
+import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import BigInteger, Integer, Numeric, SmallInteger, String, Table, text
@@ -71,6 +77,11 @@ _BAD_DATA_CLASSES = (
     SQLState.PROGRAM_LIMIT_EXCEEDED_CLASS,
 )
 _TSVECTOR_MAX_BYTES = 1_048_575
+_PLAIN_ROWS = frozenset({tuple, list})
+_EXACT_INTEGERS = frozenset({int, type(None)})
+# Key values whose Python equality is PostgreSQL's (text under a deterministic collation,
+# integers): for them a Python set proves a batch free of duplicate keys (see `_distinct_keys`).
+_PLAIN_KEYS = frozenset({str, int, type(None)})
 _MAX_LISTED = 5
 INGEST_WORK_MEM = "256MB"
 """Memory for the duplicate check and the changed-rows join of one bulk call."""
@@ -137,6 +148,48 @@ class LinkResult:
     removed: int = 0
     unchanged: int = 0
     bad_rows: list[BadRow] = field(default_factory=list)
+
+
+# --- phase timings (the benchmark's breakdown) ------------------------------------------------
+
+_phase_sinks: list[dict[str, float]] = []
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+@contextlib.contextmanager
+def phase_timings() -> Iterator[dict[str, float]]:
+    """Seconds per internal step (stage, duplicate_check, sample, apply, …) of the upserts run
+    inside the block, summed by step: where a bulk call spends its time, without a profiler."""
+    sink: dict[str, float] = {}
+    _phase_sinks.append(sink)
+    try:
+        yield sink
+    finally:
+        _phase_sinks.remove(sink)
+
+
+def _phase(
+    name: str,
+) -> Callable[[Callable[_P, Coroutine[Any, Any, _R]]], Callable[_P, Coroutine[Any, Any, _R]]]:
+    def decorate(
+        fn: Callable[_P, Coroutine[Any, Any, _R]],
+    ) -> Callable[_P, Coroutine[Any, Any, _R]]:
+        @functools.wraps(fn)
+        async def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            if not _phase_sinks:
+                return await fn(*args, **kwargs)
+            started = time.perf_counter()
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                seconds = time.perf_counter() - started
+                for sink in _phase_sinks:
+                    sink[name] = sink.get(name, 0.0) + seconds
+
+        return run
+
+    return decorate
 
 
 # --- targets ----------------------------------------------------------------------------------
@@ -339,7 +392,8 @@ def _records(  # noqa: C901 - one pass over the rows keeps each bad row's number
                 fast = True  # same size and every column present: exactly these keys
             except (KeyError, TypeError):
                 pass
-    elif all(type(r) in (tuple, list) and len(r) == width for r in rows):
+    elif set(map(type, rows)) <= _PLAIN_ROWS and set(map(len, rows)) == {width}:
+        # Two passes in C over a million rows cost a fraction of one generator in Python.
         records, fast = rows, True  # type: ignore[assignment]  # checked: tuples and lists
     if not fast:
         records, positions = [], []
@@ -425,6 +479,8 @@ def _exact_fit(
         return records, None
     changed: dict[int, list[Any]] = {}
     misfit: dict[int, str] = {}
+    # The common case, told by one pass in C per column: only ints and None, nothing to do.
+    checks = [c for c in checks if not _only_exact_integers(records, c[0])]
     for i, name, check in checks:
         for r, record in enumerate(records):
             value = record[i]
@@ -447,6 +503,10 @@ def _exact_fit(
     ]
     kept = [r for r in range(len(records)) if r not in misfit]
     return [records[r] for r in kept], ([index[r] for r in kept], bad)
+
+
+def _only_exact_integers(records: Sequence[Sequence[Any]], column: int) -> bool:
+    return set(map(type, map(operator.itemgetter(column), records))) <= _EXACT_INTEGERS
 
 
 def _check_integer(value: Any) -> tuple[bool, Any, str]:
@@ -472,6 +532,7 @@ def _numeric_check(scale: int) -> Callable[[Any], tuple[bool, Any, str]]:
     return check
 
 
+@_phase("stage")
 async def _stage(
     driver: asyncpg.Connection,
     table: Table,
@@ -550,7 +611,7 @@ async def _upsert(
     try:
         staged, unencodable = await _stage(driver, target.table, cols, records, positions, key_of)
         bad.extend(unencodable)
-        if not bad and not await _has_duplicate_keys(driver, target, staged):
+        if not bad and not await _has_duplicate_keys(driver, target, staged, records, key_index):
             fast = await _apply_fast(driver, target, cols, staged)
             if fast is not None:
                 result.inserted, result.updated = fast
@@ -583,19 +644,39 @@ async def _leave(driver: asyncpg.Connection, work_mem: str) -> None:
     await driver.execute("RELEASE SAVEPOINT pokervod_ingest")
 
 
-async def _has_duplicate_keys(driver: asyncpg.Connection, target: _Target, staged: _Staged) -> bool:
-    """Whether two staged rows share a key (or a key is NULL): then the checked path runs.
+@_phase("duplicate_check")
+async def _has_duplicate_keys(
+    driver: asyncpg.Connection,
+    target: _Target,
+    staged: _Staged,
+    records: Sequence[Sequence[Any]],
+    key_index: Sequence[int],
+) -> bool:
+    """Whether two staged rows share a key (or two keys are NULL): then the checked path runs.
 
-    ON CONFLICT fails on a key updated twice only when the second row changes it again, so
-    duplicates must be found beforehand for the last row to win and the counts to be right.
+    ON CONFLICT fails on a key updated twice only when the second row changes it again, and
+    a joined UPDATE silently takes one of them, so duplicates must be found beforehand for the
+    last row to win and the counts to be right. ``records`` are the staged rows (all of them,
+    in order): a Python set over their keys answers for a fraction of a GROUP BY on the
+    server, and its answer is exact when every key value is a ``str``, an ``int`` or None
+    (equal there exactly when equal in PostgreSQL). Other values are left to the server.
     """
-    keys = ", ".join(_q(k) for k in target.key)
+    if len(key_index) == 1:
+        keys: list[Any] = list(map(operator.itemgetter(key_index[0]), records))
+        kinds = set(map(type, keys))
+    else:
+        keys = list(map(operator.itemgetter(*key_index), records))
+        kinds = {type(v) for key in keys for v in key}
+    if kinds <= _PLAIN_KEYS:
+        return len(set(keys)) != len(keys)
+    names = ", ".join(_q(k) for k in target.key)
     found = await driver.fetchval(
-        f"SELECT EXISTS (SELECT 1 FROM {_q(staged.name)} GROUP BY {keys} HAVING count(*) > 1)"
+        f"SELECT EXISTS (SELECT 1 FROM {_q(staged.name)} GROUP BY {names} HAVING count(*) > 1)"
     )
     return bool(found)
 
 
+@_phase("sample")
 async def _mostly_existing(driver: asyncpg.Connection, target: _Target, staged: _Staged) -> bool:
     """Whether at least half of a sample of about 2,000 staged rows already exist by key."""
     if staged.count == 0:
@@ -661,34 +742,31 @@ def _upsert_sql(target: _Target, cols: Sequence[str], source: str) -> str:
     """
 
 
+@_phase("apply")
 async def _apply_fast(
     driver: asyncpg.Connection, target: _Target, cols: Sequence[str], staged: _Staged
 ) -> tuple[int, int] | None:
-    """The one statement of the happy path; None when bad data or duplicate keys stop it."""
+    """The statements of the happy path; None when bad data or duplicate keys stop them.
+
+    Both forms run in one savepoint: a bad value in any of them undoes all, and the caller
+    falls back to the checked path, which names the rows.
+    """
     names = ", ".join(_q(c) for c in cols)
     source = f"SELECT {names} FROM {_q(staged.name)} s"
-    if await _mostly_existing(driver, target, staged):
-        # A rescan: most rows exist and most are unchanged. One hash anti-join against the
-        # table drops the unchanged rows far cheaper than ON CONFLICT's probe per row; the
-        # rest still go through ON CONFLICT, which decides (and counts) on the row itself.
-        updatable = [c for c in cols if c not in target.key]
-        same_key = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in target.key)
-        same_values = (
-            " AND ROW({}) IS NOT DISTINCT FROM ROW({})".format(
-                ", ".join(f"t.{_q(c)}" for c in updatable),
-                ", ".join(f"s.{_q(c)}" for c in updatable),
-            )
-            if updatable
-            else ""
-        )
-        source += (
-            f" WHERE NOT EXISTS (SELECT 1 FROM {SCHEMA}.{_q(target.name)} t "
-            f"WHERE {same_key}{same_values})"
-        )
-    sql = _upsert_sql(target, cols, source)
+    updatable = [c for c in cols if c not in target.key]
+    rescan = await _mostly_existing(driver, target, staged)
     await driver.execute("SAVEPOINT pokervod_ingest_fast")
     try:
-        row = await driver.fetchrow(sql)
+        if rescan and updatable:
+            counts = await _apply_rescan(driver, target, cols, staged)
+        else:
+            if rescan:
+                # Key columns only: the rows whose key exists are unchanged by definition;
+                # a hash anti-join drops them far cheaper than ON CONFLICT's probe per row.
+                source += f" WHERE NOT EXISTS ({_existing(target, staged)})"
+            row = await driver.fetchrow(_upsert_sql(target, cols, source))
+            assert row is not None
+            counts = int(row[0]), int(row[1])
     except asyncpg.PostgresError as exc:
         await driver.execute("ROLLBACK TO SAVEPOINT pokervod_ingest_fast")
         await driver.execute("RELEASE SAVEPOINT pokervod_ingest_fast")
@@ -701,8 +779,53 @@ async def _apply_fast(
             table=target.name,
         ) from exc
     await driver.execute("RELEASE SAVEPOINT pokervod_ingest_fast")
+    return counts
+
+
+def _existing(target: _Target, staged: _Staged) -> str:
+    """A subquery that finds staged row ``s`` in the table by its key."""
+    same_key = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in target.key)
+    return f"SELECT 1 FROM {SCHEMA}.{_q(target.name)} t WHERE {same_key}"
+
+
+async def _apply_rescan(
+    driver: asyncpg.Connection, target: _Target, cols: Sequence[str], staged: _Staged
+) -> tuple[int, int]:
+    """A rescan (most keys exist, most rows unchanged): update the changed rows in place with
+    one joined UPDATE, then insert the new keys.
+
+    The UPDATE's hash join against the table both finds the changed rows and writes them: no
+    second lookup per row, as ``INSERT … ON CONFLICT`` would make (its speculative insertion
+    probes the key index, locks the row, then updates it). Concurrent writers lose nothing:
+    a row another transaction changed meanwhile is re-read and the join and the distinctness
+    test re-checked on its newest version (EvalPlanQual) before it is written. The INSERT runs
+    as a second statement with a fresh snapshot and keeps ``ON CONFLICT DO UPDATE``: a key
+    deleted by another transaction since the UPDATE is inserted again, a key inserted by
+    another since then is updated (when its values differ), as the one-statement upsert would.
+    Duplicate keys never reach this point (`_has_duplicate_keys`); a key given twice would make
+    the UPDATE pick one of the rows at random.
+    """
+    table = f"{SCHEMA}.{_q(target.name)}"
+    updatable = [c for c in cols if c not in target.key]
+    sets = ", ".join(f"{_q(c)} = s.{_q(c)}" for c in updatable)
+    same_key = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in target.key)
+    old = ", ".join(f"t.{_q(c)}" for c in updatable)
+    new = ", ".join(f"s.{_q(c)}" for c in updatable)
+    status = await driver.execute(
+        f"UPDATE {table} AS t SET {sets} FROM {_q(staged.name)} s "
+        f"WHERE {same_key} AND ROW({old}) IS DISTINCT FROM ROW({new})"
+    )
+    updated = int(status.rsplit(" ", 1)[-1])
+    names = ", ".join(_q(c) for c in cols)
+    row = await driver.fetchrow(
+        _upsert_sql(
+            target,
+            cols,
+            f"SELECT {names} FROM {_q(staged.name)} s WHERE NOT EXISTS ({_existing(target, staged)})",
+        )
+    )
     assert row is not None
-    return int(row[0]), int(row[1])
+    return int(row[0]), updated + int(row[1])
 
 
 def _first_line(exc: BaseException) -> str:
@@ -710,6 +833,7 @@ def _first_line(exc: BaseException) -> str:
     return text_.splitlines()[0] if text_ else type(exc).__name__
 
 
+@_phase("apply_checked")
 async def _apply_checked(
     driver: asyncpg.Connection,
     target: _Target,
