@@ -251,6 +251,18 @@ async def test_connections_come_back_after_errors_and_cancellation(db_settings: 
             async with database.reader() as reader, reader.snapshot():
                 await reader.fetch("SELECT pg_sleep(5)")
 
+        order: list[str] = []
+
+        async def hold(name: str, seconds: float) -> None:
+            async with database.reader() as reader:
+                order.append(name)
+                await reader.fetch("SELECT pg_sleep($1)", seconds)
+
+        # all out: the next reader waits for the one given back (first come, first served)
+        await asyncio.gather(hold("a", 0.1), hold("b", 0.0), hold("c", 0.0))
+        assert order == ["a", "b", "c"]
+        assert database._readers is not None and database._readers.size == 1
+
         task = asyncio.create_task(slow())
         await asyncio.sleep(0.3)
         task.cancel()
@@ -260,8 +272,12 @@ async def test_connections_come_back_after_errors_and_cancellation(db_settings: 
             async with database.reader() as reader:
                 assert not reader.connection.is_in_transaction()
                 assert (await reader.fetch("SELECT 1"))[0][0] == 1
+        assert database._readers.size == 1  # the cancelled connection was closed, not kept
     finally:
         await database.dispose()
+    with pytest.raises(ConfigurationError, match="disposed"):
+        async with database.reader():
+            pass
 
 
 async def test_reader_statements_count_in_the_engines_query_stats(db: Database) -> None:

@@ -12,13 +12,14 @@ a session and then send their statements straight to the connection:
 - ORM results come back as *detached* instances of the same model classes (no session to
   attach them to; ``session.add(obj)`` makes one persistent again), lists as the same rows.
 
-The connections come from an asyncpg pool of their own, opened on first use with the engine's
-connect options (host, TLS, ``application_name``, statement and idle-transaction timeouts,
-search_path), sized ``DB_POOL_SIZE + DB_MAX_OVERFLOW`` and waited for at most
-``DB_POOL_TIMEOUT``. A connection goes back to the pool without asyncpg's reset query (one
-round trip per request): a Reader changes no session state, transaction-local settings end
-with their transaction, and a connection left inside a transaction is rolled back. Errors
-are the package's (`pokervod_db.errors`), statement times count in `monitoring.query_stats`.
+The connections come from a small pool of their own (`ReaderPool`, asyncpg connections opened
+on first use with the engine's connect options: host, TLS, ``application_name``, statement and
+idle-transaction timeouts, search_path), at most ``DB_POOL_SIZE + DB_MAX_OVERFLOW`` of them,
+waited for at most ``DB_POOL_TIMEOUT``. A connection goes back without a reset query (asyncpg's
+pool sends one per release, a round trip): a Reader changes no session state, its
+transaction-local settings end with their transaction, and a connection left in a transaction,
+cancelled mid-statement or broken is closed instead of reused. Errors are the package's
+(`pokervod_db.errors`), statement times count in `monitoring.query_stats`.
 
 Out of scope: PgBouncer transaction pooling (the Reader needs session-level settings:
 `reader()` refuses with `ConfigurationError`) and replica routing (a Reader reads the primary;
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -89,9 +91,8 @@ def connect_kwargs(engine: AsyncEngine, connect_args: dict[str, Any]) -> dict[st
 
 
 async def keep_session(connection: asyncpg.Connection) -> None:
-    """Pool reset on release: nothing beyond asyncpg's own rollback of an open transaction
-    (a Reader changes no session state; see the module). Public: the benchmark's bare pool
-    releases the same way."""
+    """An asyncpg pool ``reset=`` that keeps the session as `ReaderPool` does (asyncpg still
+    rolls back an open transaction): the benchmark's bare pool releases like the readers."""
 
 
 class Reader:
@@ -181,6 +182,8 @@ class _Snapshot:
         if self._outer:
             if exc is None:
                 await reader._control(COMMIT)
+            elif isinstance(exc, asyncio.CancelledError | TimeoutError):
+                pass  # a statement may still be running: the pool closes this connection
             elif not reader.connection.is_closed():
                 # A failed ROLLBACK (connection gone) leaves the pool to discard it on release.
                 try:
@@ -200,7 +203,17 @@ def _error(exc: BaseException) -> BaseException:
 
 
 class ReaderPool:
-    """The asyncpg pool behind `Database.reader()`, opened on first use."""
+    """The connections behind `Database.reader()`: a small LIFO pool, opened on first use.
+
+    Not asyncpg's `Pool`: its ``acquire(timeout=…)`` runs in a new task (``wait_for``) and its
+    ``release`` in another (``shield``), two event-loop round trips per request that cost more
+    than a one-row read on this machine (docs/performance.md). Here a free connection is taken
+    and given back without suspending; a request waits (in FIFO order, at most
+    ``DB_POOL_TIMEOUT``) only when all ``max_size`` connections are out. A connection is opened
+    when none is free and the pool is below ``max_size``; one that failed, was cancelled in the
+    middle of a statement, or is still inside a transaction it could not end is closed, not
+    reused.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         setup = _SETUPS.get(engine.sync_engine)
@@ -216,71 +229,139 @@ class ReaderPool:
             )
         self.setup = setup
         self.stats = query_stats(engine)
-        self._pool: asyncpg.Pool | None = None
-        self._lock = asyncio.Lock()
-
-    async def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            async with self._lock:
-                if self._pool is None:
-                    self._pool = await self._open()
-        return self._pool
-
-    async def _open(self) -> asyncpg.Pool:
-        from pokervod_db.database import unavailable
-
-        try:
-            pool = await asyncpg.create_pool(
-                min_size=0,
-                max_size=self.setup.max_size,
-                reset=keep_session,
-                **self.setup.connect_kwargs,
-            )
-        except Exception as exc:
-            if isinstance(exc, OSError | TimeoutError) or getattr(exc, "sqlstate", None):
-                raise unavailable(self.setup.shown_url, exc) from exc
-            raise
-        assert pool is not None
-        return pool
+        self._idle: list[asyncpg.Connection] = []
+        self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
+        self._size = 0  # connections open or being opened
+        self._out: set[asyncpg.Connection] = set()
+        self._closed = False
 
     def reader(self) -> ReaderContext:
         return ReaderContext(self)
 
+    @property
+    def size(self) -> int:
+        """Connections open (or being opened) now: the pool's share of the server's."""
+        return self._size
+
+    async def acquire(self) -> asyncpg.Connection:
+        """A free connection, a new one, or (all out) the next one given back."""
+        if self._closed:
+            raise ConfigurationError("this Database was disposed; its readers are closed")
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            if not conn.is_closed():
+                self._out.add(conn)
+                return conn
+            self._size -= 1
+        if self._size < self.setup.max_size:
+            return await self._connect()
+        waiter: asyncio.Future[asyncpg.Connection | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(self.setup.acquire_timeout_s):
+                conn = await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
+                handed = waiter.result()  # handed over just as we gave up: pass it on
+                self._out.discard(handed)
+                self._give_back(handed)
+            elif waiter.done() and not waiter.cancelled():
+                self._size -= 1  # we were allowed to connect: pass the slot on
+                self._wake_one()
+            else:
+                waiter.cancel()
+            raise
+        if conn is None:  # a slot was freed: open a connection in it
+            self._size -= 1
+            return await self._connect()
+        self._out.add(conn)
+        return conn
+
+    async def _connect(self) -> asyncpg.Connection:
+        from pokervod_db.database import unavailable
+
+        self._size += 1
+        try:
+            conn = await asyncpg.connect(**self.setup.connect_kwargs)
+        except BaseException as exc:
+            self._size -= 1
+            self._wake_one()
+            if isinstance(exc, OSError | TimeoutError) or getattr(exc, "sqlstate", None):
+                raise unavailable(self.setup.shown_url, exc) from exc
+            raise
+        self._out.add(conn)
+        return conn
+
+    def release(self, conn: asyncpg.Connection, *, reusable: bool) -> None:
+        """Give ``conn`` back; close it instead when it is not ``reusable`` or in a
+        transaction (a Reader ends its own; anything else is a failure mid-way)."""
+        self._out.discard(conn)
+        if not reusable or self._closed or conn.is_closed() or conn.is_in_transaction():
+            conn.terminate()
+            self._size -= 1
+            self._wake_one()
+            return
+        self._give_back(conn)
+
+    def _give_back(self, conn: asyncpg.Connection) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._out.add(conn)
+                waiter.set_result(conn)
+                return
+        self._idle.append(conn)
+
+    def _wake_one(self) -> None:
+        """A slot was freed: let the first waiter open a connection in it."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._size += 1  # reserved for the waiter, which opens it
+                waiter.set_result(None)
+                return
+
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        """Close every connection, the borrowed ones too; later `reader()` calls fail."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in [*idle, *self._out]:
+            try:
+                await asyncio.wait_for(conn.close(), 5)
+            except Exception:
+                conn.terminate()
+        self._out.clear()
+        self._size = 0
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.cancel()
+        self._waiters.clear()
 
 
 class ReaderContext:
     """``async with database.reader() as reader:`` borrows a connection, gives it back."""
 
-    __slots__ = ("_conn", "_reader", "_readers")
+    __slots__ = ("_reader", "_readers")
 
     def __init__(self, readers: ReaderPool) -> None:
         self._readers = readers
-        self._conn: Any = None
         self._reader: Reader | None = None
 
     async def __aenter__(self) -> Reader:
         readers = self._readers
-        pool = readers._pool or await readers.pool()
         try:
-            self._conn = await pool.acquire(timeout=readers.setup.acquire_timeout_s)
+            conn = await readers.acquire()
         except TimeoutError as exc:
+            setup = readers.setup
             raise PoolExhaustedError(
-                f"no free connection to {readers.setup.shown_url} within "
-                f"{readers.setup.acquire_timeout_s:g} s: all {readers.setup.max_size} reader "
-                "connections are in use; hold readers for shorter or raise DB_POOL_SIZE / "
-                "DB_MAX_OVERFLOW / DB_POOL_TIMEOUT"
+                f"no free connection to {setup.shown_url} within {setup.acquire_timeout_s:g} s: "
+                f"all {setup.max_size} reader connections are in use; hold readers for shorter "
+                "or raise DB_POOL_SIZE / DB_MAX_OVERFLOW / DB_POOL_TIMEOUT"
             ) from exc
-        except Exception as exc:
-            from pokervod_db.database import unavailable
-
-            if isinstance(exc, OSError) or getattr(exc, "sqlstate", None):
-                raise unavailable(readers.setup.shown_url, exc) from exc
-            raise
-        self._reader = Reader(self._conn, readers.stats)
+        self._reader = Reader(conn, readers.stats)
         return self._reader
 
     async def __aexit__(
@@ -289,18 +370,20 @@ class ReaderContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        reader, conn = self._reader, self._conn
-        self._reader = self._conn = None
-        assert reader is not None and conn is not None
+        reader = self._reader
+        self._reader = None
+        assert reader is not None
+        conn = reader.connection
+        # Cancelled or timed out in the middle of a statement: the connection's state is
+        # unknown (a cancel request may still be on its way), so it is not reused.
+        reusable = not isinstance(exc, asyncio.CancelledError | TimeoutError)
         try:
-            if reader._held and not conn.is_closed():
+            if reusable and reader._held and not conn.is_closed():
                 try:
                     await reader._end(exc is None)
-                except PokervodDBError:
-                    conn.terminate()
+                except BaseException:
+                    reusable = False
                     if exc is None:
                         raise
         finally:
-            # Release even when cancelled: asyncpg rolls back what is still open, or
-            # terminates a connection it cannot clean.
-            await self._readers._pool.release(conn)  # type: ignore[union-attr]
+            self._readers.release(conn, reusable=reusable)
