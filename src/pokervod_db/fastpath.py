@@ -151,6 +151,8 @@ class OrmLoader:
         self.width = len(props)
         (pk,) = mapper.primary_key
         self.pk_index = self.columns.index(pk.name)
+        self.new_instance = mapper.class_manager.new_instance
+        self.identity_class = mapper.identity_key_from_primary_key((None,))[0]
 
     def select_list(self, alias: str) -> str:
         return ", ".join(f"{alias}.{c}" for c in self.columns)
@@ -183,7 +185,11 @@ class OrmLoader:
 
         Its loaded attributes read like a persistent object's; ``session.add(obj)`` (or
         ``merge``) attaches it to a session as the row it was read from."""
-        obj = self.mapper.class_manager.new_instance()
-        obj.__dict__.update(zip(self.keys, row[offset : offset + self.width], strict=True))
-        make_transient_to_detached(obj)
+        obj = self.new_instance()
+        values = row[offset : offset + self.width]
+        obj.__dict__.update(zip(self.keys, values, strict=True))
+        # What make_transient_to_detached does for a new instance, at a third of its cost: the
+        # identity key (nothing to commit or expire; a deferred column raises
+        # DetachedInstanceError when read, as on any detached object).
+        obj._sa_instance_state.key = (self.identity_class, (values[self.pk_index],), None)
         return obj
