@@ -135,16 +135,26 @@ def request_path_lines(r: dict[str, Any]) -> list[str]:
     if "reads" in rp:
         lines += [
             "",
-            "## Request path: package vs the same SQL on bare asyncpg (BEGIN … COMMIT each)",
+            "## Request path: package vs the same SQL on bare asyncpg (same transaction shape)",
             "",
-            "| read | statements | package p50 ms | bare p50 ms | ratio | target | met |",
-            "|---|---:|---:|---:|---:|---:|:---:|",
+            "Package = the lean form (`database.reader()`) where the read has one, else the "
+            "session form; session = `async with factory() as s, s.begin()` vs its own replay.",
+            "",
+            "| read | form | statements | package p50 ms | bare p50 ms | ratio | target | met "
+            "| session p50 ms (ratio) |",
+            "|---|---|---:|---:|---:|---:|---:|:---:|---:|",
         ]
         for name, x in rp["reads"].items():
+            form = x.get("form", "session") + (" + txn" if x.get("transaction") else "")
+            session = (
+                f"{x['session_p50_ms']:.3f} ({x['session_ratio']:.2f}×)"
+                if x.get("session_ratio") is not None
+                else "–"
+            )
             lines.append(
-                f"| {name} | {x['statements']} | {x['package_p50_ms']:.3f} "
+                f"| {name} | {form} | {x['statements']} | {x['package_p50_ms']:.3f} "
                 f"| {x['bare_p50_ms']:.3f} | {x['ratio']:.2f}× | ≤ {x['target_ratio']:g}× "
-                f"| {_mark(x['met'])} |"
+                f"| {_mark(x['met'])} | {session} |"
             )
     tp = r.get("throughput") or {}
     if "ratio" in tp:

@@ -2,8 +2,12 @@
 `pokervod_db.queries`, then the same SQL (captured from those calls, `benchmarks.bare`) through
 an asyncpg pool of the same size.
 
-Each client loops: pick a read of the mix and a parameter draw, run it as one request (one
-transaction), count it. The two sides alternate in two halves each, so both meet the same
+Each client loops: pick a read of the mix and a parameter draw, run it as one request, count
+it. A package request is the lean form, ``async with database.reader() as r: await read(r, …)``;
+a bare request takes a connection from the asyncpg pool and replays the statements that read
+sent, in the same transaction shape (`benchmarks.bare.replay`). Fair both ways: the same pool
+size, the same statements, and the same reset on release (asyncpg's rollback of an open
+transaction, without its reset query: `pokervod_db.reader`). The two sides alternate in two halves each, so both meet the same
 background load of a shared machine. On two cores the client's own CPU is the bottleneck, so
 the ratio says how much of it the package's request path takes.
 """
@@ -14,13 +18,15 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from benchmarks.bare import PARAMETER_SETS, Statements, package_request, replay
+from benchmarks.bare import PARAMETER_SETS, Statements, replay
 from benchmarks.reads import Case
 from pokervod_db.database import Database
+from pokervod_db.reader import keep_session
 from pokervod_db.settings import Settings
 
 CLIENTS = 32
@@ -70,12 +76,16 @@ async def time_throughput(
     mix = [c for c in cases if c.name in MIX]
     pool_settings = settings.model_copy(update={"pool_size": pool_size, "max_overflow": 0})
     database = Database.from_settings(pool_settings)
-    pool = await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=pool_size, max_size=pool_size, reset=keep_session
+    )
     assert pool is not None
 
     async def api(rng: random.Random) -> None:
         case = rng.choice(mix)
-        await package_request(database.session_factory, case, rng.randrange(PARAMETER_SETS))
+        i = rng.randrange(PARAMETER_SETS)
+        async with database.reader() as reader:
+            await case.call(cast(AsyncSession, reader), random.Random(i))
 
     async def raw(rng: random.Random) -> None:
         case = rng.choice(mix)

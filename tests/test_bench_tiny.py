@@ -50,6 +50,10 @@ async def test_tiny_benchmark_runs_end_to_end_and_saves_its_report(
     assert set(paths) >= {"project_by_code", "catalog_tree", "hand_clips_of_tag"}
     for name, x in paths.items():
         assert x["statements"] >= 1 and x["ratio"] > 0, name
+        assert x["form"] == ("session" if name == "catalog_tree_orm" else "reader"), name
+        assert x["session_p50_ms"] > 0 and x["session_ratio"] > 0, name
+    assert paths["project_by_code"]["transaction"] is False  # one statement: no BEGIN/COMMIT
+    assert paths["hand_clips_of_player"]["transaction"] is True  # custom plans + page
     concurrent = results["throughput"]
     assert concurrent["clients"] == 32 and concurrent["ratio"] > 0
     assert concurrent["api_reads_per_s"] > 0 and concurrent["raw_reads_per_s"] > 0

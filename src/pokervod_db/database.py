@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, event, text
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import create_async_engine as create_async_engine_
 from sqlalchemy.pool import NullPool, QueuePool
 
 from pokervod_db import embedded
+from pokervod_db import reader as reading
 from pokervod_db.errors import (
     DatabaseUnavailableError,
     PokervodDBError,
@@ -90,6 +91,23 @@ def create_engine(settings: Settings, *, application_name: str = APPLICATION_NAM
         install_per_transaction_settings(engine.sync_engine, settings)
     else:
         install_search_path(engine.sync_engine)
+    # Database.reader() opens its own asyncpg connections: the same options, search_path as
+    # a startup parameter (no PgBouncer in front of a Reader, see pokervod_db.reader).
+    reader_args = dict(connect_args)
+    reader_args["server_settings"] = {
+        **connect_args["server_settings"],
+        "search_path": SEARCH_PATH,
+    }
+    reading.register(
+        engine,
+        reading.ReaderSetup(
+            connect_kwargs=reading.connect_kwargs(engine, reader_args),
+            max_size=settings.pool_size + settings.max_overflow,
+            acquire_timeout_s=settings.pool_timeout,
+            shown_url=mask_url(engine.url),
+            pgbouncer=settings.pgbouncer,
+        ),
+    )
     return engine
 
 
@@ -418,6 +436,7 @@ class Database:
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
     router: ReadRouter | None = None
+    _readers: reading.ReaderPool | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_settings(
@@ -465,7 +484,19 @@ class Database:
 
         return read_transaction(self.session_factory, self.router)
 
+    def reader(self) -> reading.ReaderContext:
+        """``async with database.reader() as r:`` one pooled connection for the hot reads of
+        `pokervod_db.queries`, without a session (pokervod_db.reader): no BEGIN/COMMIT for a
+        one-statement read, ORM results detached. Its pool opens on first use, beside the
+        engine's (at most ``DB_POOL_SIZE + DB_MAX_OVERFLOW`` connections each)."""
+        readers = self._readers
+        if readers is None:
+            readers = self._readers = reading.ReaderPool(self.engine)
+        return readers.reader()
+
     async def dispose(self) -> None:
+        if self._readers is not None:
+            await self._readers.close()
         if self.router is not None:
             await self.router.dispose()
         await self.engine.dispose()

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import exc as sa_exc
@@ -31,6 +31,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.util import await_only as await_
 
 from pokervod_db.monitoring import query_stats
+
+if TYPE_CHECKING:
+    from pokervod_db.reader import Reader
 
 _captured: ContextVar[list[tuple[str, tuple[Any, ...]]] | None] = ContextVar(
     "pokervod_fastpath_captured", default=None
@@ -48,8 +51,11 @@ def capture_statements() -> Iterator[list[tuple[str, tuple[Any, ...]]]]:
         _captured.reset(token)
 
 
-async def driver(session: AsyncSession, *, flush: bool = False) -> asyncpg.Connection:
+async def driver(session: AsyncSession | Reader, *, flush: bool = False) -> asyncpg.Connection:
     """The session's asyncpg connection, inside the session's transaction.
+
+    On a `Reader` (no session): its connection, inside a read-only snapshot that lasts until
+    the reader is given back, so several statements see one state as in a session.
 
     SQLAlchemy's asyncpg adapter sends BEGIN lazily, with its first statement; a statement
     sent here must not run outside it, so the adapter is asked to begin first (its own
@@ -57,6 +63,9 @@ async def driver(session: AsyncSession, *, flush: bool = False) -> asyncpg.Conne
     ``flush``, pending ORM changes are flushed first, as an ORM query would (autoflush).
     All of it in one greenlet switch: each switch costs more than a microsecond-scale read.
     """
+    if not isinstance(session, AsyncSession):
+        await session.hold_snapshot()
+        return session.connection
     return await session.run_sync(_driver_sync, flush)
 
 
@@ -76,16 +85,22 @@ def _driver_sync(sync_session: Session, flush: bool) -> asyncpg.Connection:
     return driver_conn
 
 
-async def fetch(session: AsyncSession, sql: str, *args: Any) -> list[asyncpg.Record]:
-    """Rows of ``sql`` (``$n`` parameters) run on the session's connection and transaction."""
+async def fetch(session: AsyncSession | Reader, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Rows of ``sql`` (``$n`` parameters) run on the session's connection and transaction.
+
+    On a `Reader`: one statement, its own snapshot, no transaction around it."""
+    if not isinstance(session, AsyncSession):
+        return await session.fetch(sql, *args)
     conn = await driver(session)
     return await fetch_on(session, conn, sql, *args)
 
 
 async def fetch_on(
-    session: AsyncSession, conn: asyncpg.Connection, sql: str, *args: Any
+    session: AsyncSession | Reader, conn: asyncpg.Connection, sql: str, *args: Any
 ) -> list[asyncpg.Record]:
     """`fetch` on a connection already obtained with `driver` (several statements, one call)."""
+    if not isinstance(session, AsyncSession):
+        return await session.fetch(sql, *args)
     captured = _captured.get()
     if captured is not None:
         captured.append((sql, args))
@@ -136,6 +151,8 @@ class OrmLoader:
         self.width = len(props)
         (pk,) = mapper.primary_key
         self.pk_index = self.columns.index(pk.name)
+        self.new_instance = mapper.class_manager.new_instance
+        self.identity_class = mapper.identity_key_from_primary_key((None,))[0]
 
     def select_list(self, alias: str) -> str:
         return ", ".join(f"{alias}.{c}" for c in self.columns)
@@ -161,4 +178,18 @@ class OrmLoader:
         obj.__dict__.update(zip(self.keys, values, strict=True))
         make_transient_to_detached(obj)
         sync.add(obj)
+        return obj
+
+    def detached(self, row: Sequence[Any], offset: int = 0) -> Any:
+        """A detached object of ``model`` from ``row`` (reads on a `Reader`: no session).
+
+        Its loaded attributes read like a persistent object's; ``session.add(obj)`` (or
+        ``merge``) attaches it to a session as the row it was read from."""
+        obj = self.new_instance()
+        values = row[offset : offset + self.width]
+        obj.__dict__.update(zip(self.keys, values, strict=True))
+        # What make_transient_to_detached does for a new instance, at a third of its cost: the
+        # identity key (nothing to commit or expire; a deferred column raises
+        # DetachedInstanceError when read, as on any detached object).
+        obj._sa_instance_state.key = (self.identity_class, (values[self.pk_index],), None)
         return obj

@@ -1,7 +1,10 @@
 """The read side: the queries the API and the dashboard run, written so each uses its index.
 
 Every function takes an `AsyncSession` and leaves soft-deleted rows (``deleted_at`` set) out
-unless called with ``include_deleted=True``. Lists come back as small frozen rows of the
+unless called with ``include_deleted=True``. The hot reads (project by code, files of an
+episode, clips of a video, the newest-first lists and the tag count) also take a `Reader`
+(``async with database.reader() as reader``): the same results without a session, ORM objects
+detached, at close to the driver's own cost (pokervod_db.reader). Lists come back as small frozen rows of the
 columns a list view shows (no ORM objects to hydrate); detail reads return ORM objects with
 their relations eagerly loaded (``selectinload``), so no lazy load fires after the session.
 
@@ -48,6 +51,7 @@ from pokervod_db.models import (
     hand_clip_tags,
     tag_clip_counts,
 )
+from pokervod_db.reader import Reader
 
 T = TypeVar("T")
 S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
@@ -227,9 +231,13 @@ _PROJECT_BY_CODE_SQL = {
 
 @timed("queries.get_project_by_code")
 async def get_project_by_code(
-    session: AsyncSession, code: str, *, include_deleted: bool = False
+    session: AsyncSession | Reader, code: str, *, include_deleted: bool = False
 ) -> Project | None:
-    """The project with this code (``ix_projects_code``), or None (lean path, ORM object)."""
+    """The project with this code (``ix_projects_code``), or None (lean path, ORM object:
+    persistent in the session, or detached when read on a `Reader`)."""
+    if isinstance(session, Reader):
+        found = await session.fetch(_PROJECT_BY_CODE_SQL[include_deleted], code)
+        return _PROJECTS.detached(found[0]) if found else None
     conn = await fastpath.driver(session, flush=True)
     rows = await fastpath.fetch_on(session, conn, _PROJECT_BY_CODE_SQL[include_deleted], code)
     return _PROJECTS.load(session, rows[0]) if rows else None
@@ -494,9 +502,13 @@ _VIDEO_FILES_OF_EPISODE_SQL = {
 
 @timed("queries.get_video_files_of_episode")
 async def get_video_files_of_episode(
-    session: AsyncSession, episode_id: uuid.UUID, *, include_deleted: bool = False
+    session: AsyncSession | Reader, episode_id: uuid.UUID, *, include_deleted: bool = False
 ) -> list[VideoFile]:
-    """The video files of an episode, by file name (``ix_video_files_episode_id``)."""
+    """The video files of an episode, by file name (``ix_video_files_episode_id``); detached
+    objects when read on a `Reader`."""
+    if isinstance(session, Reader):
+        found = await session.fetch(_VIDEO_FILES_OF_EPISODE_SQL[include_deleted], episode_id)
+        return [_VIDEO_FILES.detached(row) for row in found]
     conn = await fastpath.driver(session, flush=True)
     rows = await fastpath.fetch_on(
         session, conn, _VIDEO_FILES_OF_EPISODE_SQL[include_deleted], episode_id
@@ -524,15 +536,19 @@ ORDER BY c.timecode, c.id
 
 @timed("queries.get_hand_clips_of_video_file")
 async def get_hand_clips_of_video_file(
-    session: AsyncSession, video_file_id: uuid.UUID, *, include_deleted: bool = False
+    session: AsyncSession | Reader, video_file_id: uuid.UUID, *, include_deleted: bool = False
 ) -> list[HandClip]:
     """The hand clips of a video file in timecode order, with their tags and players loaded.
 
     Soft-deleted tags and players are left out of the loaded collections as well (unless
     ``include_deleted``). One round trip (clips × tags × players rows, see
     `_CLIPS_OF_VIDEO_SQL`); objects already in the session are refreshed, collections
-    included, as ``populate_existing`` would.
+    included, as ``populate_existing`` would. On a `Reader` the objects are detached, and a
+    tag or player shared by several clips is one object.
     """
+    if isinstance(session, Reader):
+        found = await session.fetch(_CLIPS_OF_VIDEO_SQL[include_deleted], video_file_id)
+        return _detached_clips(found)
     conn = await fastpath.driver(session, flush=True)
     rows = await fastpath.fetch_on(
         session, conn, _CLIPS_OF_VIDEO_SQL[include_deleted], video_file_id
@@ -554,6 +570,36 @@ async def get_hand_clips_of_video_file(
     for clip, tags, players in clips.values():
         set_committed_value(clip, "tags", list(tags.values()))
         set_committed_value(clip, "players", list(players.values()))
+    return [entry[0] for entry in clips.values()]
+
+
+def _detached_clips(rows: Sequence[Any]) -> list[HandClip]:
+    """`get_hand_clips_of_video_file` on a Reader: the same graph, detached objects."""
+    clips: dict[uuid.UUID, tuple[HandClip, dict[Any, Tag], dict[Any, Player]]] = {}
+    tags: dict[Any, Tag] = {}
+    players: dict[Any, Player] = {}
+    tag_at, player_at = _HAND_CLIPS.width, _HAND_CLIPS.width + _TAGS.width
+    tag_pk, player_pk = tag_at + _TAGS.pk_index, player_at + _PLAYERS.pk_index
+    for row in rows:
+        clip_id = row[_HAND_CLIPS.pk_index]
+        entry = clips.get(clip_id)
+        if entry is None:
+            entry = clips[clip_id] = (_HAND_CLIPS.detached(row), {}, {})
+        tag_id = row[tag_pk]
+        if tag_id is not None and tag_id not in entry[1]:
+            tag = tags.get(tag_id)
+            if tag is None:
+                tag = tags[tag_id] = _TAGS.detached(row, tag_at)
+            entry[1][tag_id] = tag
+        player_id = row[player_pk]
+        if player_id is not None and player_id not in entry[2]:
+            player = players.get(player_id)
+            if player is None:
+                player = players[player_id] = _PLAYERS.detached(row, player_at)
+            entry[2][player_id] = player
+    for clip, clip_tags, clip_players in clips.values():
+        set_committed_value(clip, "tags", list(clip_tags.values()))
+        set_committed_value(clip, "players", list(clip_players.values()))
     return [entry[0] for entry in clips.values()]
 
 
@@ -628,7 +674,7 @@ def _page_statement(
 
 
 async def _newest_first(
-    session: AsyncSession,
+    session: AsyncSession | Reader,
     source: str,
     make: Any,
     *,
@@ -642,7 +688,9 @@ async def _newest_first(
     """One page newest first, by (created_at, id): see `_page_statement`.
 
     Runs on the lean path (`pokervod_db.fastpath`): the SQL of each shape is rendered once,
-    and a list of frozen rows needs no ORM identity map.
+    and a list of frozen rows needs no ORM identity map. On a `Reader`, a page is one
+    statement with no transaction; with ``custom_plans`` the setting and the page share one
+    read-only snapshot transaction.
     """
     _check_page(limit, after, offset)
     sql, names = _page_statement(source, include_deleted, after is not None, bool(offset))
@@ -654,6 +702,14 @@ async def _newest_first(
         "after_id": None if after is None else after.id,
     }
     args = [values[name] for name in names]
+    if isinstance(session, Reader):
+        if not custom_plans:
+            return _page(await session.fetch(sql, *args), limit, make)
+        if not session.in_snapshot:
+            # The setting is transaction-local: COMMIT puts it back, no third statement.
+            async with session.snapshot():
+                await session.fetch(_CUSTOM_PLANS_ON)
+                return _page(await session.fetch(sql, *args), limit, make)
     conn = await fastpath.driver(session)
     if not custom_plans:
         return _page(await fastpath.fetch_on(session, conn, sql, *args), limit, make)
@@ -674,7 +730,7 @@ _CUSTOM_PLANS_OFF = "SELECT set_config('plan_cache_mode', $1, true)"
 
 @timed("queries.list_video_files")
 async def list_video_files(
-    session: AsyncSession,
+    session: AsyncSession | Reader,
     *,
     limit: int = 20,
     after: Cursor | None = None,
@@ -695,7 +751,7 @@ async def list_video_files(
 
 @timed("queries.list_hand_clips")
 async def list_hand_clips(
-    session: AsyncSession,
+    session: AsyncSession | Reader,
     *,
     limit: int = 20,
     after: Cursor | None = None,
@@ -716,7 +772,7 @@ async def list_hand_clips(
 
 @timed("queries.get_hand_clips_of_player")
 async def get_hand_clips_of_player(
-    session: AsyncSession,
+    session: AsyncSession | Reader,
     player_id: uuid.UUID,
     *,
     limit: int = 20,
@@ -746,7 +802,7 @@ async def get_hand_clips_of_player(
 
 @timed("queries.get_hand_clips_of_tag")
 async def get_hand_clips_of_tag(
-    session: AsyncSession,
+    session: AsyncSession | Reader,
     tag_id: uuid.UUID,
     *,
     limit: int = 20,
@@ -785,7 +841,7 @@ _COUNT_SQL = {
 
 @timed("queries.count_hand_clips_of_tag")
 async def count_hand_clips_of_tag(
-    session: AsyncSession, tag_id: uuid.UUID, *, include_deleted: bool = False
+    session: AsyncSession | Reader, tag_id: uuid.UUID, *, include_deleted: bool = False
 ) -> int:
     """How many (live) hand clips carry a tag: one row of ``tag_clip_counts``.
 
