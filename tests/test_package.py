@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "database": 2,
     "routing": 2,
     "fastpath": 2,
+    "treecache": 2,
     "migrate": 2,
     "migrations": 2,
     "catalog": 3,
