@@ -7,15 +7,17 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from pokervod_db import fastpath, treecache
+from pokervod_db import backup, fastpath, treecache
 from pokervod_db import queries as q
 from pokervod_db.models import Episode, Event, Project, Season
+from pokervod_db.settings import Settings
 from tests.factories import EpisodeFactory, EventFactory, ProjectFactory, SeasonFactory
 
 Ids = dict[str, uuid.UUID]
@@ -371,3 +373,31 @@ async def test_concurrent_writers_to_one_project_take_turns_without_deadlock(
     async with session_factory() as s:
         assert _titles(await q.get_catalog_tree(s, ids["a"])) == ["one", "two"]
         assert _titles(await q.get_catalog_tree(s, ids["b"])) == ["one", "two"]
+
+
+# --- restore -----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_a_restore_writes_fresh_versions_so_no_cached_tree_survives_it(
+    db_settings: Settings,
+    engine: AsyncEngine,
+    session_factory: async_sessionmaker[AsyncSession],
+    ids: Ids,
+    tmp_path: Path,
+) -> None:
+    settings = db_settings.model_copy(update={"backup_dir": tmp_path / "backups"})
+    async with session_factory() as s:
+        cached = await q.get_catalog_tree(s, ids["a"])
+        before = await _versions(s)
+    made = backup.create_backup(settings)
+    backup.restore_backup(settings, archive=made.file, safety_backup=False)
+    await engine.dispose()  # the old schema's connections; the engine and its cache live on
+    cache = treecache.cache_for(engine)
+    async with session_factory() as s:
+        after = await _versions(s)
+        misses = cache.misses
+        tree = await q.get_catalog_tree(s, ids["a"])
+    assert set(after) == set(before)
+    assert all(after[p] != before[p] for p in before), "a version came from the archive"
+    assert cache.misses == misses + 1 and tree is not cached and tree == cached

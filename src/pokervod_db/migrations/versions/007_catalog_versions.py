@@ -40,15 +40,19 @@ depends_on: str | Sequence[str] | None = None
 _LINT_EXCEPTION = "-- squawk-ignore-file adding-foreign-key-constraint"
 
 # The projects of a statement's rows, by level ({rows}: the transition table). Each level gets
-# one trigger per event, since a trigger with transition tables may have only one event.
+# one trigger per event, since a trigger with transition tables may have only one event. The
+# parents are looked up by ``= ANY(ARRAY(…))``: a primary-key probe per distinct parent, where
+# an ``IN (SELECT …)`` over a transition table (no statistics) may be planned as a hash join
+# that reads every event of the archive, for a single-row write.
 _PROJECTS_OF = {
     "seasons": "SELECT project_id FROM {rows}",
     "events": (
-        "SELECT s.project_id FROM pokervod.seasons s WHERE s.id IN (SELECT season_id FROM {rows})"
+        "SELECT s.project_id FROM pokervod.seasons s"
+        " WHERE s.id = ANY(ARRAY(SELECT DISTINCT season_id FROM {rows}))"
     ),
     "episodes": (
         "SELECT s.project_id FROM pokervod.events e JOIN pokervod.seasons s ON s.id = e.season_id"
-        " WHERE e.id IN (SELECT event_id FROM {rows})"
+        " WHERE e.id = ANY(ARRAY(SELECT DISTINCT event_id FROM {rows}))"
     ),
 }
 
