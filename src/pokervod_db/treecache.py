@@ -22,8 +22,8 @@ read the tree again. Why this is exact, with no time-to-live:
   change what the next caller gets.
 
 The cache belongs to the engine (the process's connection to one database), like the query
-counters of `pokervod_db.monitoring`, and dies with it. It is a bounded LRU: a tree of the
-default archive (5,520 objects) holds a few megabytes.
+counters of `pokervod_db.monitoring`, and dies with it. It is a bounded LRU of
+`DEFAULT_MAX_ENTRIES` trees (per project, ``include_deleted`` and kind).
 """
 
 from __future__ import annotations
