@@ -7,12 +7,15 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pokervod_db import queries as q
+from pokervod_db import treecache
+
+T = TypeVar("T")
 
 NON_FTS_P95_MS = 10.0
 FTS_P95_MS = 100.0
@@ -70,6 +73,13 @@ class Case:
     call: Callable[[AsyncSession, random.Random], Awaitable[Any]]
     target_ms: float | None
     runs: int | None = None  # None: the scale's runs
+
+
+async def _cold(read: Awaitable[T]) -> T:
+    """``read`` against a fresh, empty tree cache: a miss with all it costs (version read,
+    build, version check, store), leaving the engine's cache to the warm cases."""
+    with treecache.using(treecache.TreeCache()):
+        return await read
 
 
 async def _sample(session: AsyncSession, sql: str) -> list[Any]:
@@ -165,9 +175,16 @@ async def build_cases(session: AsyncSession) -> tuple[list[Case], dict[str, Any]
         ),
         Case(
             "catalog_tree",
-            "get_catalog_tree: project → seasons → events → episodes (typed named tuples)",
+            "get_catalog_tree: project → seasons → events → episodes (typed named tuples; "
+            "tree cache warm)",
             lambda s, r: q.get_catalog_tree(s, p_project(r)),
             NON_FTS_P95_MS,
+        ),
+        Case(
+            "catalog_tree_cold",
+            "get_catalog_tree past the tree cache: every call a miss (informative)",
+            lambda s, r: _cold(q.get_catalog_tree(s, p_project(r))),
+            None,
         ),
         Case(
             "catalog_tree_orm",
@@ -178,9 +195,15 @@ async def build_cases(session: AsyncSession) -> tuple[list[Case], dict[str, Any]
         ),
         Case(
             "catalog_tree_json",
-            "get_catalog_tree_json: the same tree built as JSON by PostgreSQL",
+            "get_catalog_tree_json: the same tree built as JSON by PostgreSQL (tree cache warm)",
             lambda s, r: q.get_catalog_tree_json(s, p_project(r)),
             NON_FTS_P95_MS,
+        ),
+        Case(
+            "catalog_tree_json_cold",
+            "get_catalog_tree_json past the tree cache: every call a miss (informative)",
+            lambda s, r: _cold(q.get_catalog_tree_json(s, p_project(r))),
+            None,
         ),
         Case(
             "video_files_of_episode",

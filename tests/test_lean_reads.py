@@ -111,7 +111,7 @@ async def test_the_orm_tree_variant_loads_the_same_tree_as_orm_objects(
     orm = await q.get_catalog_tree_orm(session, project.id)
     assert tree is not None and orm is not None
     assert (
-        isinstance(orm, Project) and orm.id == tree.id and orm.seasons == [] and tree.seasons == []
+        isinstance(orm, Project) and orm.id == tree.id and orm.seasons == [] and tree.seasons == ()
     )
 
 

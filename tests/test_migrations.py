@@ -35,6 +35,7 @@ REVISIONS = [
     "004_query_indexes",
     "005_tag_link_created_at",
     "006_search_rank_indexes",
+    "007_catalog_versions",
 ]
 HEAD = REVISIONS[-1]
 

@@ -291,7 +291,12 @@ def test_schema_holds_exactly_the_contract_tables_plus_outbox_counters_and_versi
         r[0]
         for r in _rows(head_conn, "SELECT tablename FROM pg_tables WHERE schemaname = 'pokervod'")
     }
-    assert names == set(TABLES) | {"agent_events", "alembic_version", "tag_clip_counts"}
+    assert names == set(TABLES) | {
+        "agent_events",
+        "alembic_version",
+        "catalog_versions",
+        "tag_clip_counts",
+    }
 
 
 @pytest.mark.parametrize("table", sorted(TABLES))
@@ -394,6 +399,16 @@ def test_foreign_keys_match_contract_with_on_delete_rules_and_conventional_names
     }
     # the per-tag counters (005_tag_link_created_at) go with their tag
     expected.add(("fk_tag_clip_counts_tag_id_tags", "tag_clip_counts", "tag_id", "tags", "c"))
+    # the tree versions (007_catalog_versions) go with their project
+    expected.add(
+        (
+            "fk_catalog_versions_project_id_projects",
+            "catalog_versions",
+            "project_id",
+            "projects",
+            "c",
+        )
+    )
     assert set(_fk_rows(head_conn)) == expected
 
 

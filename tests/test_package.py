@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "routing": 2,
     "fastpath": 2,
     "reader": 2,
+    "treecache": 2,
     "migrate": 2,
     "migrations": 2,
     "catalog": 3,

@@ -23,7 +23,7 @@ import binascii
 import functools
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from pokervod_db import fastpath
+from pokervod_db import fastpath, treecache
 from pokervod_db.errors import PokervodDBError
 from pokervod_db.instrumentation import timed
 from pokervod_db.models import (
@@ -264,7 +264,7 @@ class CatalogEvent(NamedTuple):
     name_short: str | None
     event_type: str | None
     game_type: str | None
-    episodes: list[CatalogEpisode]
+    episodes: tuple[CatalogEpisode, ...]
 
 
 class CatalogSeason(NamedTuple):
@@ -276,11 +276,11 @@ class CatalogSeason(NamedTuple):
     location: str | None
     sub_category: str | None
     status: str
-    events: list[CatalogEvent]
+    events: tuple[CatalogEvent, ...]
 
 
 class CatalogTree(NamedTuple):
-    """A project with its seasons, events and episodes: read-only, typed, no ORM state.
+    """A project with its seasons, events and episodes: immutable, typed, no ORM state.
 
     Attribute names are the models' (``tree.seasons[0].events[0].episodes[0].title``), and
     the fields are those of `get_catalog_tree_json`. Named tuples because a project of the
@@ -291,7 +291,7 @@ class CatalogTree(NamedTuple):
     id: uuid.UUID
     code: str
     name: str
-    seasons: list[CatalogSeason]
+    seasons: tuple[CatalogSeason, ...]
 
 
 # Each level in one statement on its parent's foreign-key index: the events and episodes are
@@ -334,45 +334,71 @@ async def get_catalog_tree(
 ) -> CatalogTree | None:
     """A project with its seasons, their events and their episodes, as a `CatalogTree`.
 
-    Up to four statements (one per level, each on its parent's foreign-key index, given the
-    ids of the parents read before) on the lean path; children come sorted: seasons newest
-    year first, events and episodes by number. For ORM objects (to change and flush them) use
-    `get_catalog_tree_orm`, which costs about ten times as much for a large project
-    (docs/performance.md).
+    Served from the engine's tree cache (`pokervod_db.treecache`) while the project's version
+    is unchanged: one primary-key read. Otherwise up to four statements (one per level, each
+    on its parent's foreign-key index, given the ids of the parents read before) on the lean
+    path. Children come sorted: seasons newest year first, events and episodes by number. The
+    result is immutable (tuples all the way down; it may be shared with other callers). For
+    ORM objects (to change and flush them) use `get_catalog_tree_orm`, which costs about ten
+    times as much for a large project (docs/performance.md). Pending ORM changes of the session
+    are flushed first, so the tree shows them.
     """
-    project_sql, seasons_sql, events_sql, episodes_sql = _TREE_SQL[include_deleted]
     conn = await fastpath.driver(session, flush=True)
-    project = await fastpath.fetch_on(session, conn, project_sql, project_id)
+
+    async def fetch(sql: str, *args: Any) -> list[Any]:
+        return await fastpath.fetch_on(session, conn, sql, *args)
+
+    return await treecache.cached(
+        treecache.cache_for(session.bind),
+        fetch,
+        (project_id, include_deleted, "tree"),
+        lambda: build_catalog_tree(fetch, project_id, include_deleted),
+    )
+
+
+async def build_catalog_tree(
+    fetch: treecache.Fetch, project_id: uuid.UUID, include_deleted: bool
+) -> CatalogTree | None:
+    """The `CatalogTree` read from the database through ``fetch`` (no cache)."""
+    project_sql, seasons_sql, events_sql, episodes_sql = _TREE_SQL[include_deleted]
+    project = await fetch(project_sql, project_id)
     if not project:
         return None
-    seasons = await fastpath.fetch_on(session, conn, seasons_sql, project_id)
-    events_of: dict[uuid.UUID, list[CatalogEvent]] = {}
+    seasons = await fetch(seasons_sql, project_id)
+    events_of: dict[uuid.UUID, tuple[CatalogEvent, ...]] = {}
     if seasons:
-        events = await fastpath.fetch_on(session, conn, events_sql, [row[0] for row in seasons])
-        episodes_of: dict[uuid.UUID, list[CatalogEpisode]] = {}
+        events = await fetch(events_sql, [row[0] for row in seasons])
+        episodes_of: dict[uuid.UUID, tuple[CatalogEpisode, ...]] = {}
         if events:
-            episodes = await fastpath.fetch_on(
-                session, conn, episodes_sql, [row[1] for row in events]
-            )
-            make_episode = CatalogEpisode._make
-            for row in episodes:
-                children = episodes_of.get(row[0])
-                if children is None:
-                    children = episodes_of[row[0]] = []
-                children.append(make_episode(row[1:]))
-        make_event = CatalogEvent._make
-        for row in events:
-            siblings = events_of.get(row[0])
-            if siblings is None:
-                siblings = events_of[row[0]] = []
-            siblings.append(make_event((*row[1:], episodes_of.get(row[1], []))))
+            episodes = await fetch(episodes_sql, [row[1] for row in events])
+            episodes_of = _grouped(episodes, CatalogEpisode._make)
+        events_of = _grouped(events, CatalogEvent._make, episodes_of)
     p = project[0]
     return CatalogTree(
         p[0],
         p[1],
         p[2],
-        [CatalogSeason._make((*row, events_of.get(row[0], []))) for row in seasons],
+        tuple(CatalogSeason._make((*row, events_of.get(row[0], ()))) for row in seasons),
     )
+
+
+def _grouped(
+    rows: Sequence[Sequence[Any]],
+    make: Callable[[Sequence[Any]], T],
+    children_of: Mapping[uuid.UUID, tuple[Any, ...]] | None = None,
+) -> dict[uuid.UUID, tuple[T, ...]]:
+    """Rows ``(parent_id, id, …)`` made into tuples per parent, in row order; with
+    ``children_of``, each item gets the children of its id as its last field."""
+    grouped: dict[uuid.UUID, list[T]] = {}
+    for row in rows:
+        siblings = grouped.get(row[0])
+        if siblings is None:
+            siblings = grouped[row[0]] = []
+        if children_of is not None:
+            siblings.append(make((*row[1:], children_of.get(row[1], ()))))
+        else:
+            siblings.append(make(row[1:]))
+    return {parent: tuple(items) for parent, items in grouped.items()}
 
 
 @timed("queries.get_catalog_tree_orm")
@@ -484,9 +510,27 @@ async def get_catalog_tree_json(
 
     For the API and dashboard, which send the tree as JSON anyway: a project of the archive
     has thousands of episodes, and building that many ORM objects costs far more than the
-    query. Same rows, same order; keys are the column names, ids are strings.
+    query. Same rows, same order; keys are the column names, ids are strings. Served from the
+    engine's tree cache while the project's version is unchanged, as `get_catalog_tree`.
     """
-    rows = await fastpath.fetch(session, _TREE_JSON[include_deleted], project_id)
+    conn = await fastpath.driver(session, flush=True)
+
+    async def fetch(sql: str, *args: Any) -> list[Any]:
+        return await fastpath.fetch_on(session, conn, sql, *args)
+
+    return await treecache.cached(
+        treecache.cache_for(session.bind),
+        fetch,
+        (project_id, include_deleted, "json"),
+        lambda: build_catalog_tree_json(fetch, project_id, include_deleted),
+    )
+
+
+async def build_catalog_tree_json(
+    fetch: treecache.Fetch, project_id: uuid.UUID, include_deleted: bool
+) -> str | None:
+    """The JSON text of the tree, read through ``fetch`` (no cache)."""
+    rows = await fetch(_TREE_JSON[include_deleted], project_id)
     return str(rows[0][0]) if rows else None
 
 

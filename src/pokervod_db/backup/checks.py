@@ -122,12 +122,19 @@ _SCHEMA_OBJECT_WORDS = {
     "STATISTICS DATA": 3,
 }
 # The functions and triggers our migrations create: 001's `set_updated_at`, and the tag-link
-# triggers of 005_tag_link_created_at ((table, trigger) pairs).
+# triggers of 005_tag_link_created_at ((table, trigger) pairs), the version triggers of
+# 007_catalog_versions.
 _OUR_FUNCTIONS = {
     "set_updated_at()",
     "hand_clip_tags_copy_clip()",
     "hand_clips_to_tag_links()",
     "tag_clip_counts_apply()",
+    "catalog_versions_touch(uuid[])",
+    "catalog_versions_projects()",
+    "catalog_versions_seasons()",
+    "catalog_versions_events()",
+    "catalog_versions_episodes()",
+    "catalog_versions_truncate()",
 }
 _OUR_TRIGGER = re.compile(r"^trg_(?P<table>[a-z_]+)_updated_at$")
 _OUR_OTHER_TRIGGERS = {
@@ -136,6 +143,13 @@ _OUR_OTHER_TRIGGERS = {
     ("hand_clip_tags", "tag_clip_counts_insert"),
     ("hand_clip_tags", "tag_clip_counts_delete"),
     ("hand_clip_tags", "tag_clip_counts_update"),
+    ("projects", "catalog_versions_insert"),
+    ("projects", "catalog_versions_update"),
+    *(
+        (table, f"catalog_versions_{event}")
+        for table in ("seasons", "events", "episodes")
+        for event in ("insert", "update", "delete", "truncate")
+    ),
 }
 
 

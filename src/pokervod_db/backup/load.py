@@ -44,6 +44,7 @@ from pokervod_db.backup.streams import CHUNK, Feeder
 from pokervod_db.backup.tools import PgTools, StderrReader, spawn, stop
 from pokervod_db.errors import BackupError
 from pokervod_db.settings import SCHEMA, Settings
+from pokervod_db.treecache import REBUILD_VERSIONS_SQL
 
 # Index builds after the load: memory and parallel workers for the sorts (transaction-local).
 MAINTENANCE_WORK_MEM = "512MB"
@@ -542,6 +543,7 @@ def load_archive(  # noqa: C901 (the restore's one transaction, step by step; se
                         f"restore check failed: table {table} has {rows} rows, the manifest "
                         f"says {expected}; nothing was changed"
                     )
+            cur.execute(REBUILD_VERSIONS_SQL)  # derived data: never the archive's
             if extra_sql:
                 cur.execute(extra_sql)
             cur.execute(check_sql(check.manifest, counted=frozenset(reader.counts)))

@@ -3,7 +3,7 @@ other blocks import them, so they must not be renamed."""
 
 from pokervod_db.models.agent import AgentEvent
 from pokervod_db.models.base import NAMING_CONVENTION, Base, TimestampMixin
-from pokervod_db.models.catalog import Episode, Event, Project, Season
+from pokervod_db.models.catalog import Episode, Event, Project, Season, catalog_versions
 from pokervod_db.models.media import (
     HandClip,
     Player,
@@ -74,6 +74,7 @@ __all__ = [
     "TimestampMixin",
     "VersionType",
     "VideoFile",
+    "catalog_versions",
     "hand_clip_players",
     "hand_clip_tags",
     "tag_clip_counts",

@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Column,
     ForeignKey,
     Index,
     Numeric,
     String,
+    Table,
     Text,
+    Uuid,
     text,
     true,
 )
@@ -143,3 +146,14 @@ class Episode(TimestampMixin, Base):
 
     def __repr__(self) -> str:
         return f"<Episode {self.title!r}>"
+
+
+catalog_versions = Table(
+    "catalog_versions",
+    Base.metadata,
+    Column("project_id", ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Uuid, nullable=False),
+)
+"""Per project, a random uuid replaced by statement triggers on every write to its tree
+(007_catalog_versions); the tree cache of `pokervod_db.treecache` checks it. Read-only for
+the application."""
