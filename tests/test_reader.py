@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pokervod_db import fastpath
+from pokervod_db import fastpath, treecache
 from pokervod_db import queries as q
 from pokervod_db.database import Database, async_session_factory, create_engine
 from pokervod_db.errors import (
@@ -127,7 +127,7 @@ async def test_every_hot_read_on_a_reader_equals_the_session_form(
             )
             project = await q.get_project_by_code(session, "LIVE")
             assert project is not None
-            assert await q.get_catalog_tree(reader, project.id) == await q.get_catalog_tree(  # type: ignore[arg-type]
+            assert await q.get_catalog_tree(reader, project.id) == await q.get_catalog_tree(
                 session, project.id
             )
         await session.rollback()
@@ -184,6 +184,18 @@ async def test_one_statement_reads_send_no_transaction_and_several_share_one_sna
 
 
 async def test_code_written_for_a_session_transaction_gets_a_snapshot_until_the_reader_ends(
+    db: Database,
+) -> None:
+    with fastpath.capture_statements() as sent:
+        async with db.reader() as reader:
+            conn = await fastpath.driver(reader)
+            assert conn is reader.connection
+            await fastpath.fetch_on(reader, conn, "SELECT 1")
+            assert reader.in_snapshot and reader.connection.is_in_transaction()
+    assert sent[0][0] == SNAPSHOT_BEGIN and sent[-1][0] == COMMIT
+
+
+async def test_catalog_tree_on_a_reader_hits_with_one_statement_and_builds_in_a_snapshot(
     session: AsyncSession, db: Database
 ) -> None:
     await _archive(session)
@@ -191,11 +203,18 @@ async def test_code_written_for_a_session_transaction_gets_a_snapshot_until_the_
     assert project is not None
     project_id = project.id
     await session.rollback()
-    with fastpath.capture_statements() as sent:
-        async with db.reader() as reader:
-            await q.get_catalog_tree(reader, project_id)  # type: ignore[arg-type]
-            assert reader.in_snapshot and reader.connection.is_in_transaction()
-    assert sent[0][0] == SNAPSHOT_BEGIN and sent[-1][0] == COMMIT
+    with treecache.using(treecache.TreeCache()):
+        with fastpath.capture_statements() as miss:
+            async with db.reader() as reader:
+                built = await q.get_catalog_tree(reader, project_id)
+                assert not reader.in_snapshot  # the build's snapshot ended with it
+        with fastpath.capture_statements() as hit:
+            async with db.reader() as reader:
+                assert await q.get_catalog_tree(reader, project_id) is built
+    sqls = [sql for sql, _ in miss]
+    assert sqls[0] == treecache.VERSION_SQL and sqls[-1] == treecache.VERSION_SQL
+    assert sqls[1] == SNAPSHOT_BEGIN and sqls[-2] == COMMIT
+    assert [sql for sql, _ in hit] == [treecache.VERSION_SQL]
 
 
 async def test_errors_on_a_reader_are_the_packages_and_change_nothing(db: Database) -> None:

@@ -23,7 +23,7 @@ import binascii
 import functools
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -330,7 +330,7 @@ _TREE_SQL: dict[bool, tuple[str, ...]] = {
 
 @timed("queries.get_catalog_tree")
 async def get_catalog_tree(
-    session: AsyncSession, project_id: uuid.UUID, *, include_deleted: bool = False
+    session: AsyncSession | Reader, project_id: uuid.UUID, *, include_deleted: bool = False
 ) -> CatalogTree | None:
     """A project with its seasons, their events and their episodes, as a `CatalogTree`.
 
@@ -343,6 +343,34 @@ async def get_catalog_tree(
     times as much for a large project (docs/performance.md). Pending ORM changes of the session
     are flushed first, so the tree shows them.
     """
+    return await _cached_tree(session, project_id, include_deleted, "tree", build_catalog_tree)
+
+
+async def _cached_tree(
+    session: AsyncSession | Reader,
+    project_id: uuid.UUID,
+    include_deleted: bool,
+    kind: str,
+    build: Callable[[treecache.Fetch, uuid.UUID, bool], Awaitable[T]],
+) -> T:
+    """``build``'s result through the engine's tree cache, on a session or a `Reader`.
+
+    In a session everything runs in its transaction (pending ORM changes flushed first). On a
+    Reader a hit is the one version statement with no transaction around it, and a miss builds
+    the tree inside one read-only snapshot (the cache's second version read, after it, proves
+    that no commit touched the project in between).
+    """
+    key = (project_id, include_deleted, kind)
+    if isinstance(session, Reader):
+        reader = session
+
+        async def build_in_snapshot() -> T:
+            async with reader.snapshot():
+                return await build(reader.fetch, project_id, include_deleted)
+
+        return await treecache.cached(
+            treecache.cache_for(reader.engine), reader.fetch, key, build_in_snapshot
+        )
     conn = await fastpath.driver(session, flush=True)
 
     async def fetch(sql: str, *args: Any) -> list[Any]:
@@ -351,8 +379,8 @@ async def get_catalog_tree(
     return await treecache.cached(
         treecache.cache_for(session.bind),
         fetch,
-        (project_id, include_deleted, "tree"),
-        lambda: build_catalog_tree(fetch, project_id, include_deleted),
+        key,
+        lambda: build(fetch, project_id, include_deleted),
     )
 
 
@@ -504,7 +532,7 @@ _TREE_JSON = {
 
 @timed("queries.get_catalog_tree_json")
 async def get_catalog_tree_json(
-    session: AsyncSession, project_id: uuid.UUID, *, include_deleted: bool = False
+    session: AsyncSession | Reader, project_id: uuid.UUID, *, include_deleted: bool = False
 ) -> str | None:
     """The tree of `get_catalog_tree` as one JSON document built by PostgreSQL, or None.
 
@@ -513,17 +541,7 @@ async def get_catalog_tree_json(
     query. Same rows, same order; keys are the column names, ids are strings. Served from the
     engine's tree cache while the project's version is unchanged, as `get_catalog_tree`.
     """
-    conn = await fastpath.driver(session, flush=True)
-
-    async def fetch(sql: str, *args: Any) -> list[Any]:
-        return await fastpath.fetch_on(session, conn, sql, *args)
-
-    return await treecache.cached(
-        treecache.cache_for(session.bind),
-        fetch,
-        (project_id, include_deleted, "json"),
-        lambda: build_catalog_tree_json(fetch, project_id, include_deleted),
-    )
+    return await _cached_tree(session, project_id, include_deleted, "json", build_catalog_tree_json)
 
 
 async def build_catalog_tree_json(

@@ -102,10 +102,15 @@ class Reader:
     share between concurrent tasks (one connection runs one statement at a time).
     """
 
-    __slots__ = ("_depth", "_held", "_stats", "connection")
+    __slots__ = ("_depth", "_held", "_stats", "connection", "engine")
 
-    def __init__(self, connection: asyncpg.Connection, stats: QueryStats | None) -> None:
+    def __init__(
+        self, connection: asyncpg.Connection, stats: QueryStats | None, engine: AsyncEngine
+    ) -> None:
         self.connection = connection
+        self.engine = engine
+        """The engine whose settings the reader's pool connects with; per-engine state (the
+        query counters, the catalog tree cache) is shared between both forms through it."""
         self._stats = stats
         self._depth = 0  # open snapshot() blocks
         self._held = False  # a snapshot opened by `hold_snapshot`, ended when the reader is
@@ -228,6 +233,7 @@ class ReaderPool:
                 "pooling does not keep (DB_PGBOUNCER); read with database.transaction() instead"
             )
         self.setup = setup
+        self.engine = engine
         self.stats = query_stats(engine)
         self._idle: list[asyncpg.Connection] = []
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
@@ -361,7 +367,7 @@ class ReaderContext:
                 f"all {setup.max_size} reader connections are in use; hold readers for shorter "
                 "or raise DB_POOL_SIZE / DB_MAX_OVERFLOW / DB_POOL_TIMEOUT"
             ) from exc
-        self._reader = Reader(conn, readers.stats)
+        self._reader = Reader(conn, readers.stats, readers.engine)
         return self._reader
 
     async def __aexit__(
