@@ -89,6 +89,25 @@ async def test_non_whole_number_for_an_integer_column_is_a_bad_row(
     assert await _count(session) == 0
 
 
+@pytest.mark.parametrize("mode", ["all_or_nothing", "skip_bad_rows"])
+async def test_a_string_too_long_by_trailing_spaces_is_a_bad_row_not_cut(
+    session: AsyncSession, mode: str
+) -> None:
+    # PostgreSQL stores such a value cut to varchar(n) without an error when the excess is
+    # spaces; the ingest must refuse it like any other over-long value.
+    rows = [_file("/nas/a", file_extension="mp4"), _file("/nas/b", file_extension="mp4" + " " * 18)]
+    if mode == "all_or_nothing":
+        with pytest.raises(ingest.IngestError) as caught:
+            await ingest.upsert_nas_files(session, rows)
+        (bad,) = caught.value.bad_rows
+        assert await _count(session) == 0
+    else:
+        result = await ingest.upsert_nas_files(session, rows, mode="skip_bad_rows")
+        (bad,) = result.bad_rows
+        assert result.inserted == 1 and list(await _stored(session)) == ["/nas/a"]
+    assert bad.index == 1 and bad.key == ("/nas/b",) and "longer than the column's 20" in bad.reason
+
+
 async def test_whole_floats_are_stored_as_the_integer_they_equal(session: AsyncSession) -> None:
     await ingest.upsert_nas_files(session, [_file("/nas/a", file_size_bytes=2.0)])
     assert (await _stored(session))["/nas/a"]["file_size_bytes"] == 2

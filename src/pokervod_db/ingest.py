@@ -460,14 +460,10 @@ def _integral(value: Any) -> int | None:
     return None
 
 
-def _exact_fit(
-    target: _Target,
-    cols: Sequence[str],
-    records: list[Sequence[Any]],
-    positions: list[int] | None,
-) -> tuple[list[Sequence[Any]], tuple[list[int], list[BadRow]] | None]:
-    """Refuse values the driver would round: non-whole numbers for integer columns, more
-    decimals than a numeric column keeps. Whole floats (``2.0``) are sent as the int they equal."""
+def _fit_checks(
+    target: _Target, cols: Sequence[str], records: Sequence[Sequence[Any]]
+) -> list[tuple[int, str, Callable[[Any], tuple[bool, Any, str]]]]:
+    """The per-value checks `_exact_fit` must run: ``(column index, name, check)``."""
     checks: list[tuple[int, str, Callable[[Any], tuple[bool, Any, str]]]] = []
     for i, name in enumerate(cols):
         type_ = target.table.c[name].type if name in target.table.c else None
@@ -475,6 +471,23 @@ def _exact_fit(
             checks.append((i, name, _check_integer))
         elif isinstance(type_, Numeric) and type_.scale is not None:
             checks.append((i, name, _numeric_check(type_.scale)))
+        elif isinstance(type_, String) and type_.length is not None:
+            if not _all_fit(records, i, type_.length):
+                checks.append((i, name, _length_check(type_.length)))
+    return checks
+
+
+def _exact_fit(
+    target: _Target,
+    cols: Sequence[str],
+    records: list[Sequence[Any]],
+    positions: list[int] | None,
+) -> tuple[list[Sequence[Any]], tuple[list[int], list[BadRow]] | None]:
+    """Refuse values the driver or the server would round or cut: non-whole numbers for
+    integer columns, more decimals than a numeric column keeps, strings longer than a
+    ``varchar(n)`` column (PostgreSQL stores those silently cut when the excess is spaces).
+    Whole floats (``2.0``) are sent as the int they equal."""
+    checks = _fit_checks(target, cols, records)
     if not checks:
         return records, None
     changed: dict[int, list[Any]] = {}
@@ -503,6 +516,27 @@ def _exact_fit(
     ]
     kept = [r for r in range(len(records)) if r not in misfit]
     return [records[r] for r in kept], ([index[r] for r in kept], bad)
+
+
+def _all_fit(records: Sequence[Sequence[Any]], column: int, length: int) -> bool:
+    """Whether no value of ``column`` is longer than ``length`` (one pass in C; a value without
+    a length, which the driver refuses anyway, sends the column to the per-row check)."""
+    try:
+        return (
+            max(map(len, filter(None, map(operator.itemgetter(column), records))), default=0)
+            <= length
+        )
+    except (TypeError, IndexError):
+        return False
+
+
+def _length_check(length: int) -> Callable[[Any], tuple[bool, Any, str]]:
+    def check(value: Any) -> tuple[bool, Any, str]:
+        if isinstance(value, str) and len(value) > length:
+            return False, value, f"is {len(value)} characters, longer than the column's {length}"
+        return True, value, ""
+
+    return check
 
 
 def _only_exact_integers(records: Sequence[Sequence[Any]], column: int) -> bool:
