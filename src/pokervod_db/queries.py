@@ -343,7 +343,7 @@ async def get_catalog_tree(
     times as much for a large project (docs/performance.md). Pending ORM changes of the session
     are flushed first, so the tree shows them.
     """
-    return await _cached_tree(session, project_id, include_deleted, "tree", build_catalog_tree)
+    return await _cached_tree(session, project_id, include_deleted, "tree", _build_catalog_tree)
 
 
 async def _cached_tree(
@@ -384,7 +384,7 @@ async def _cached_tree(
     )
 
 
-async def build_catalog_tree(
+async def _build_catalog_tree(
     fetch: treecache.Fetch, project_id: uuid.UUID, include_deleted: bool
 ) -> CatalogTree | None:
     """The `CatalogTree` read from the database through ``fetch`` (no cache)."""
@@ -541,10 +541,10 @@ async def get_catalog_tree_json(
     query. Same rows, same order; keys are the column names, ids are strings. Served from the
     engine's tree cache while the project's version is unchanged, as `get_catalog_tree`.
     """
-    return await _cached_tree(session, project_id, include_deleted, "json", build_catalog_tree_json)
+    return await _cached_tree(session, project_id, include_deleted, "json", _build_catalog_tree_json)
 
 
-async def build_catalog_tree_json(
+async def _build_catalog_tree_json(
     fetch: treecache.Fetch, project_id: uuid.UUID, include_deleted: bool
 ) -> str | None:
     """The JSON text of the tree, read through ``fetch`` (no cache)."""
