@@ -541,7 +541,9 @@ async def get_catalog_tree_json(
     query. Same rows, same order; keys are the column names, ids are strings. Served from the
     engine's tree cache while the project's version is unchanged, as `get_catalog_tree`.
     """
-    return await _cached_tree(session, project_id, include_deleted, "json", _build_catalog_tree_json)
+    return await _cached_tree(
+        session, project_id, include_deleted, "json", _build_catalog_tree_json
+    )
 
 
 async def _build_catalog_tree_json(
