@@ -105,7 +105,11 @@ async def test_a_string_too_long_by_trailing_spaces_is_a_bad_row_not_cut(
         result = await ingest.upsert_nas_files(session, rows, mode="skip_bad_rows")
         (bad,) = result.bad_rows
         assert result.inserted == 1 and list(await _stored(session)) == ["/nas/a"]
-    assert bad.index == 1 and bad.key == ("/nas/b",) and "longer than the column's 20" in bad.reason
+    assert (
+        bad.index == 1
+        and bad.key == ("/nas/b",)
+        and "file_extension is longer than 20 characters" in bad.reason
+    )
 
 
 async def test_whole_floats_are_stored_as_the_integer_they_equal(session: AsyncSession) -> None:

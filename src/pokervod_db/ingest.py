@@ -461,7 +461,7 @@ def _integral(value: Any) -> int | None:
 
 
 def _fit_checks(
-    target: _Target, cols: Sequence[str], records: Sequence[Sequence[Any]]
+    target: _Target, cols: Sequence[str]
 ) -> list[tuple[int, str, Callable[[Any], tuple[bool, Any, str]]]]:
     """The per-value checks `_exact_fit` must run: ``(column index, name, check)``."""
     checks: list[tuple[int, str, Callable[[Any], tuple[bool, Any, str]]]] = []
@@ -471,9 +471,6 @@ def _fit_checks(
             checks.append((i, name, _check_integer))
         elif isinstance(type_, Numeric) and type_.scale is not None:
             checks.append((i, name, _numeric_check(type_.scale)))
-        elif isinstance(type_, String) and type_.length is not None:
-            if not _all_fit(records, i, type_.length):
-                checks.append((i, name, _length_check(type_.length)))
     return checks
 
 
@@ -483,11 +480,9 @@ def _exact_fit(
     records: list[Sequence[Any]],
     positions: list[int] | None,
 ) -> tuple[list[Sequence[Any]], tuple[list[int], list[BadRow]] | None]:
-    """Refuse values the driver or the server would round or cut: non-whole numbers for
-    integer columns, more decimals than a numeric column keeps, strings longer than a
-    ``varchar(n)`` column (PostgreSQL stores those silently cut when the excess is spaces).
-    Whole floats (``2.0``) are sent as the int they equal."""
-    checks = _fit_checks(target, cols, records)
+    """Refuse values the driver would round: non-whole numbers for integer columns, more
+    decimals than a numeric column keeps. Whole floats (``2.0``) are sent as the int they equal."""
+    checks = _fit_checks(target, cols)
     if not checks:
         return records, None
     changed: dict[int, list[Any]] = {}
@@ -518,6 +513,21 @@ def _exact_fit(
     return [records[r] for r in kept], ([index[r] for r in kept], bad)
 
 
+def _lengths_fit(target: _Target, cols: Sequence[str], records: Sequence[Sequence[Any]]) -> bool:
+    """Whether every string fits its ``varchar(n)`` column, else the checked path must run.
+
+    The fast path's INSERT … SELECT from the ``text`` staging table would store a value whose
+    excess is only spaces cut to ``n`` without an error (PostgreSQL's rule for ``varchar``);
+    the checked path names every over-long value as a bad row instead.
+    """
+    for i, name in enumerate(cols):
+        type_ = target.table.c[name].type if name in target.table.c else None
+        if isinstance(type_, String) and type_.length is not None:
+            if not _all_fit(records, i, type_.length):
+                return False
+    return True
+
+
 def _all_fit(records: Sequence[Sequence[Any]], column: int, length: int) -> bool:
     """Whether no value of ``column`` is longer than ``length`` (one pass in C; a value without
     a length, which the driver refuses anyway, sends the column to the per-row check)."""
@@ -528,15 +538,6 @@ def _all_fit(records: Sequence[Sequence[Any]], column: int, length: int) -> bool
         )
     except (TypeError, IndexError):
         return False
-
-
-def _length_check(length: int) -> Callable[[Any], tuple[bool, Any, str]]:
-    def check(value: Any) -> tuple[bool, Any, str]:
-        if isinstance(value, str) and len(value) > length:
-            return False, value, f"is {len(value)} characters, longer than the column's {length}"
-        return True, value, ""
-
-    return check
 
 
 def _only_exact_integers(records: Sequence[Sequence[Any]], column: int) -> bool:
@@ -645,7 +646,11 @@ async def _upsert(
     try:
         staged, unencodable = await _stage(driver, target.table, cols, records, positions, key_of)
         bad.extend(unencodable)
-        if not bad and not await _has_duplicate_keys(driver, target, staged, records, key_index):
+        if (
+            not bad
+            and _lengths_fit(target, cols, records)
+            and not await _has_duplicate_keys(driver, target, staged, records, key_index)
+        ):
             fast = await _apply_fast(driver, target, cols, staged)
             if fast is not None:
                 result.inserted, result.updated = fast
