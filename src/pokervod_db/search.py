@@ -297,22 +297,22 @@ LIMIT :limit
 # :scan-th, as a row that did not match), which only happens when it found fewer than :limit:
 # its length says where the walk stopped (every shorter row was read), for the length probe,
 # at no extra read. row_number() streams: it does not make the walk read further.
-_RANK_WALK_SQL = """
-SELECT {columns}, {score} AS score, dl, matched, rn = :scan AS last_read
+_NUMBERED_WALK = """
+SELECT {{columns}}, {{score}} AS score, dl, {mask}matched, rn = :scan AS last_read
 FROM (
-    SELECT {columns}, {vector}, dl, {vector} @@ CAST(:tsq AS tsquery) AS matched,
+    SELECT {{columns}}, {{vector}}, dl, {{vector}} @@ CAST(:tsq AS tsquery) AS matched,
            row_number() OVER (ORDER BY dl, created_at DESC, id DESC) AS rn
     FROM (
-        SELECT {columns}, {vector}, length({vector}) AS dl
-        FROM pokervod.{table}{where_live}
-        ORDER BY {order}
+        SELECT {{columns}}, {{vector}}, length({{vector}}) AS dl
+        FROM pokervod.{{table}}{{where_live}}
+        ORDER BY {{order}}
         LIMIT :scan
     ) walk
 ) numbered
 WHERE matched OR rn = :scan
 ORDER BY dl, created_at DESC, id DESC
-LIMIT :limit
-"""
+{limit}"""
+_RANK_WALK_SQL = _NUMBERED_WALK.format(mask="", limit="LIMIT :limit\n")
 # The same walk for queries with `or`: every match of the window, scored, with how many rows
 # were read and the greatest length read (the walk is in length order, so max = last).
 _WINDOW_SQL = """
@@ -332,21 +332,7 @@ WHERE {vector} @@ CAST(:tsq AS tsquery)
 # The walk for `or` queries ranked by term classes: every match of the window, scored, with its
 # class (the bit mask of the scored terms it holds), and the last row read as in
 # `_RANK_WALK_SQL` (whose length says where the walk stopped).
-_CLASS_WALK_SQL = """
-SELECT {columns}, {score} AS score, dl, {mask} AS mask, matched, rn = :scan AS last_read
-FROM (
-    SELECT {columns}, {vector}, dl, {vector} @@ CAST(:tsq AS tsquery) AS matched,
-           row_number() OVER (ORDER BY dl, created_at DESC, id DESC) AS rn
-    FROM (
-        SELECT {columns}, {vector}, length({vector}) AS dl
-        FROM pokervod.{table}{where_live}
-        ORDER BY {order}
-        LIMIT :scan
-    ) walk
-) numbered
-WHERE matched OR rn = :scan
-ORDER BY dl, created_at DESC, id DESC
-"""
+_CLASS_WALK_SQL = _NUMBERED_WALK.format(mask="{mask} AS mask, ", limit="")
 # The matches of the open classes (:tsq: the query AND their union) between two lengths, at
 # most :fetch of them: one GIN search; fewer than :fetch means all of them. (An OR of the
 # lengths' lexemes in the length index would skip rows of other lengths, but decoding those
