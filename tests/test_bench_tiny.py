@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
+from benchmarks import search_writes
+from benchmarks.ops import conninfo
 from benchmarks.run import run_benchmark, save
 from benchmarks.scales import SCALES
 
@@ -77,3 +80,38 @@ async def test_tiny_benchmark_runs_end_to_end_and_saves_its_report(
     # A second run reuses the generated archive.
     again = await run_benchmark(empty_db_settings, SCALES["tiny"], runs=1, log=lines.append)
     assert again["generation"]["reused"] is True
+
+
+async def test_search_write_cost_leaves_the_archive_and_its_indexes_as_they_were(
+    empty_db_settings: Settings,
+) -> None:
+    await run_benchmark(
+        empty_db_settings, SCALES["tiny"], runs=1, log=lambda _: None, sections=frozenset()
+    )
+
+    async def state() -> tuple[int, int, list[str]]:
+        conn = await asyncpg.connect(conninfo(empty_db_settings))
+        try:
+            clips = await conn.fetchval("SELECT count(*) FROM pokervod.hand_clips")
+            videos = await conn.fetchval("SELECT count(*) FROM pokervod.video_files")
+            names = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT indexname FROM pg_indexes WHERE schemaname = 'pokervod'"
+                    " AND indexname = ANY($1::text[]) ORDER BY 1",
+                    [i for pair in search_writes.INDEXES.values() for i in pair],
+                )
+            ]
+            return clips, videos, names
+        finally:
+            await conn.close()
+
+    before = await state()
+    assert len(before[2]) == 4
+    results = await search_writes.measure(empty_db_settings, rows=30, repeat=1)
+
+    assert await state() == before  # every write rolled back, every index still there
+    for name, figures in results.items():
+        if name.startswith(("insert", "re-upsert")):
+            assert figures["with_search_indexes_s"] > 0 and figures["without_s"] > 0, name
+    assert set(results["index_bytes"]) == set(before[2])
