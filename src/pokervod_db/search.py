@@ -84,6 +84,11 @@ remaining match in one GIN search."""
 
 Order = Literal["rank", "newest"]
 
+STATISTICS_SQL = "ANALYZE pokervod.hand_clips (notes_tsv), pokervod.video_files (title_tsv)"
+"""Refreshes the statistics `idf_weights` reads. A restore runs it before its commit: freshly
+loaded tables have none until autovacuum's ANALYZE, and until then every word would weigh the
+same (0.3 s on the default archive; the whole database would take 1.6 s)."""
+
 
 @dataclass(frozen=True, slots=True)
 class VideoFileHit:

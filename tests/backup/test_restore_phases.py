@@ -12,7 +12,7 @@ from pokervod_db import backup
 from pokervod_db.backup.load import _rebuild_label
 from pokervod_db.backup.progress import PhaseTimer
 from pokervod_db.settings import Settings
-from tests.backup.support import fill
+from tests.backup.support import connect, fill
 
 
 def test_phase_timer_groups_steps_by_their_first_word() -> None:
@@ -65,8 +65,31 @@ def test_restore_result_says_where_the_time_went(
     with caplog.at_level(logging.INFO, logger="pokervod_db.backup"):
         result = backup.restore_backup(filled, archive=made.file, safety_backup=False)
     phases = result.phases
-    assert {"schema", "copy", "index", "key", "foreign-key", "check", "commit"} <= set(phases)
+    assert {
+        "schema",
+        "copy",
+        "index",
+        "key",
+        "foreign-key",
+        "check",
+        "statistics",
+        "commit",
+    } <= set(phases)
     assert all(seconds >= 0 for seconds in phases.values())
     assert sum(phases.values()) <= result.duration_s
     assert result.to_dict()["phases"] == phases
     assert any(r.getMessage().startswith("restore took ") for r in caplog.records)
+
+
+@pytest.mark.slow
+def test_restore_leaves_the_search_columns_analyzed(filled: Settings) -> None:
+    """Search weighs words by the column statistics; a restore must not leave them missing."""
+    made = backup.create_backup(filled)
+    backup.restore_backup(filled, archive=made.file, safety_backup=False)
+    with connect(filled) as conn:
+        analyzed = conn.execute(
+            "SELECT tablename, most_common_elems IS NOT NULL FROM pg_stats"
+            " WHERE schemaname = 'pokervod' AND attname IN ('notes_tsv', 'title_tsv')"
+            " ORDER BY tablename"
+        ).fetchall()
+    assert analyzed == [("hand_clips", True), ("video_files", True)]

@@ -43,6 +43,7 @@ from pokervod_db.backup.progress import PhaseTimer, Progress, ProgressFn, Thrott
 from pokervod_db.backup.streams import CHUNK, Feeder
 from pokervod_db.backup.tools import PgTools, StderrReader, spawn, stop
 from pokervod_db.errors import BackupError
+from pokervod_db.search import STATISTICS_SQL
 from pokervod_db.settings import SCHEMA, Settings
 from pokervod_db.treecache import REBUILD_VERSIONS_SQL
 
@@ -548,6 +549,8 @@ def load_archive(  # noqa: C901 (the restore's one transaction, step by step; se
                 cur.execute(extra_sql)
             cur.execute(check_sql(check.manifest, counted=frozenset(reader.counts)))
             timer.lap("check")
+            cur.execute(STATISTICS_SQL)  # search's idf: the loaded rows have no statistics yet
+            timer.lap("statistics")
             conn.commit()
             timer.lap("commit")
             log.info("%s", timer.summary())
