@@ -23,15 +23,14 @@ import binascii
 import functools
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import ColumnElement, Integer, Select, bindparam, exists, select, text, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, exists, select, tuple_
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -784,7 +783,7 @@ async def _newest_first(
     return _page(rows, limit, make)
 
 
-# Transaction-local, as in `_custom_plans`; the second statement puts the setting back.
+# Transaction-local; the second statement puts the setting back.
 _CUSTOM_PLANS_ON = (
     "SELECT current_setting('plan_cache_mode'), "
     "set_config('plan_cache_mode', 'force_custom_plan', true)"
@@ -917,43 +916,6 @@ async def count_hand_clips_of_tag(
 
 
 # --- planner settings -------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def _custom_plans(
-    conn: AsyncConnection, *, serial: bool = False, extra: Mapping[str, str] | None = None
-) -> AsyncIterator[None]:
-    """Plan the statements of the block for their actual parameters, then restore the settings.
-
-    asyncpg prepares every statement, and after five runs PostgreSQL may switch to one generic
-    plan for all parameters. For the queries whose best plan depends on the value (a rare tag
-    vs. the most common one, a rare word vs. "river") that generic plan is the slow one, so
-    these run with ``plan_cache_mode = force_custom_plan`` (and, for searches, no parallel
-    workers: a parallel bitmap scan over every match is what the candidate window avoids;
-    ``extra`` adds more). The settings are transaction-local and put back afterwards, so the
-    caller's later statements run as before. If the block fails the transaction is aborted
-    anyway and the settings go with it. Inside an open transaction the settings go straight
-    through the asyncpg connection: a statement through SQLAlchemy costs more than the query
-    it guards.
-    """
-    wanted = {"plan_cache_mode": "force_custom_plan"}
-    if serial:
-        wanted["max_parallel_workers_per_gather"] = "0"
-    wanted.update(extra or {})
-    names, values = list(wanted), list(wanted.values())
-    read = ", ".join(f"current_setting('{n}')" for n in names)
-    write = ", ".join(f"set_config('{n}', ${i + 1}, true)" for i, n in enumerate(names))
-    driver = (await conn.get_raw_connection()).driver_connection
-    if driver is not None and driver.is_in_transaction():
-        before = list(await driver.fetchrow(f"SELECT {read}, {write}", *values))
-    else:  # the first statement of the transaction: SQLAlchemy must open it
-        params = {f"v{i}": v for i, v in enumerate(values)}
-        write_named = ", ".join(f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names))
-        before = list((await conn.execute(text(f"SELECT {read}, {write_named}"), params)).one())
-        driver = (await conn.get_raw_connection()).driver_connection
-    yield
-    assert driver is not None
-    await driver.execute(f"SELECT {write}", *before[: len(names)])
 
 
 # --- full-text search: pokervod_db.search, re-exported under the names it always had -----------
