@@ -27,20 +27,26 @@ __all__ = ["TEST_URL_ENV", "PgServer", "_conninfo"]
 
 
 def _isolate_from_the_callers_environment() -> None:
-    """Run the suite as if on a fresh machine, whatever the caller exported or left in ``.env``.
+    """Run the suite as if on a fresh machine, whatever the caller exported.
 
     Every variable the settings read (an exported ``BACKUP_S3_BUCKET`` would make backup tests
-    upload to a real bucket), libpq's ``PG*`` and boto3's ``AWS_*`` are removed, and the working
-    directory becomes an empty one, so no ``.env`` is read by the tests or the commands they run.
+    upload to a real bucket), libpq's ``PG*`` and boto3's ``AWS_*`` are removed.
     """
     names = {f.alias for f in Settings.model_fields.values() if f.alias}
     for name in list(os.environ):
         if name in names or name.startswith(("PG", "AWS_", "BACKUP_")):
             del os.environ[name]
-    os.chdir(tempfile.mkdtemp(prefix="pokervod-test-cwd-"))
 
 
 _isolate_from_the_callers_environment()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The working directory becomes an empty one, so no ``.env`` left in the checkout is read
+    by the tests or the commands they run. Here rather than at import: pytest resolves
+    ``testpaths`` against the working directory after loading this file and before configuring.
+    """
+    os.chdir(tempfile.mkdtemp(prefix="pokervod-test-cwd-"))
 
 
 @pytest.fixture(scope="session")
