@@ -12,7 +12,7 @@ import pytest
 from benchmarks import vocabulary as voc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pokervod_db import queries as q
@@ -369,17 +369,29 @@ async def test_or_query_whose_terms_never_meet_uses_the_tighter_bound_and_stays_
     assert seen and not any(seen)  # the probe ran, with the tighter bound
 
 
-@pytest.mark.parametrize(("scan", "fetch"), [(60, 2000), (5, 2000), (5, 0)])
+@pytest.mark.parametrize(
+    ("scan", "fetch", "guess"),
+    [(60, 2000, None), (5, 2000, None), (5, 0, None), (5, 3, 0.0)],
+    ids=["walk", "fetch", "no-fetch", "fetch-overflows"],
+)
 async def test_or_query_classes_rare_and_common_stay_exact(
-    session: AsyncSession, monkeypatch: pytest.MonkeyPatch, scan: int, fetch: int
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    scan: int,
+    fetch: int,
+    guess: float | None,
 ) -> None:
     # Short notes hold the rare word, long ones the common pair, and no note holds both: the
     # classes of the rare word with the pair are empty (the one GIN search for rare classes,
     # or with fetch=0 the length probe), the pair's class is cut by the bound. scan=60: the
     # walk reads the rare word's notes and some of the pair's; scan=5: the length probes
     # collect them.
+    # guess=0.0: the statistics call every class rare, so the one GIN search is tried and
+    # holds more than `CLASS_FETCH` rows; the classes go on by length.
     monkeypatch.setattr(search, "SEARCH_SCAN", scan)
     monkeypatch.setattr(search, "CLASS_FETCH", fetch)
+    if guess is not None:
+        monkeypatch.setattr(search.TermStatistics, "rows_holding", lambda self, masks: guess)
     r = random.Random(7)
     filler = ["ivey", "negreanu", "flop", "turn", "raise", "fold", "shove", "limp", "tank"]
     rows = []
@@ -411,3 +423,78 @@ async def test_or_query_classes_rare_and_common_stay_exact(
                 session, "hand_clips", query, include_deleted=False, order="rank", k=k
             )
             assert await _got(session, "hand_clips", query, limit=k) == want, (query, k)
+
+
+def test_class_restriction_is_written_as_small_as_it_can_be() -> None:
+    terms = ["'a'", "'b'", "'c'"]
+    every = [1, 2, 3, 4, 5, 6, 7]
+    # every class open: every match holds its own class's terms, nothing to add
+    assert search._union_tsquery("Q", terms, every, every) == "Q"
+    # {a, b} holds {a}: rows with a and b are rows with a
+    assert search._union_tsquery("Q", terms, [1, 3, 6], every) == (
+        "( Q ) & ( ( 'a' ) | ( 'b' & 'c' ) )"
+    )
+    assert search._union_tsquery("Q", terms, [7], every) == "( Q ) & ( ( 'a' & 'b' & 'c' ) )"
+
+
+def test_statistics_guess_how_many_rows_hold_a_class() -> None:
+    stats = search.TermStatistics(rows=1000.0, shares=(0.5, 0.1, 0.02))
+    assert stats.rows_holding([1]) == pytest.approx(500.0)
+    assert stats.rows_holding([3]) == pytest.approx(50.0)  # a and b, taken as independent
+    assert stats.rows_holding([4, 7]) == pytest.approx(20.0 + 1.0)
+    idfs = stats.idfs()
+    assert idfs[0] < idfs[1] < idfs[2]  # the rarer, the heavier
+
+
+async def test_common_class_is_probed_by_length_not_fetched(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cooler`` in every long note, ``bad beat`` in the short ones: {cooler} finds nothing in
+    the first lengths probed, but the statistics say it is common, so it is not fetched in one
+    GIN search that would stop at `CLASS_FETCH` rows; the answer stays exact."""
+    monkeypatch.setattr(search, "SEARCH_SCAN", 5)
+    monkeypatch.setattr(search, "CLASS_FETCH", 20)
+    filler = ["ivey", "negreanu", "flop", "turn", "raise", "fold", "shove", "limp", "tank", "call"]
+    r = random.Random(11)
+    rows = []
+    for i in range(600):
+        if i < 150:
+            notes = "bad beat " + " ".join(r.sample(filler, 2))
+        else:
+            notes = "cooler " + " ".join(r.sample(filler, r.randint(6, len(filler))))
+        created = NOW - timedelta(hours=r.randint(0, 30))
+        rows.append({"id": uuid.UUID(int=i + 1), "notes": notes, "c": created})
+    await session.execute(
+        text(
+            "INSERT INTO pokervod.hand_clips (id, notes, created_at, updated_at) "
+            "VALUES (:id, :notes, :c, :c)"
+        ),
+        rows,
+    )
+    await session.commit()
+    await session.execute(text("ANALYZE pokervod.hand_clips"))
+    await session.commit()
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = session.bind.sync_engine if session.bind is not None else None
+    assert engine is not None
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for k in (5, 20, 60):
+            want = await _reference(
+                session,
+                "hand_clips",
+                "cooler or bad beat",
+                include_deleted=False,
+                order="rank",
+                k=k,
+            )
+            assert await _got(session, "hand_clips", "cooler or bad beat", limit=k) == want, k
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    probes = [x for x in statements if "PARTITION BY" in x]
+    fetches = [x for x in statements if "BETWEEN" in x]
+    assert probes and not fetches
