@@ -157,6 +157,21 @@ async def _reference(
     return [(s[2], s[0]) for s in scored[:k]]
 
 
+async def _insert_analyzed_notes(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Clips of ``rows`` (``id``, ``notes``, ``c`` for created), committed and analyzed, so
+    that idf and the rare-class guesses come from real statistics."""
+    await session.execute(
+        text(
+            "INSERT INTO pokervod.hand_clips (id, notes, created_at, updated_at) "
+            "VALUES (:id, :notes, :c, :c)"
+        ),
+        rows,
+    )
+    await session.commit()
+    await session.execute(text("ANALYZE pokervod.hand_clips"))
+    await session.commit()
+
+
 async def _got(
     session: AsyncSession, table: str, query: str, **kw: Any
 ) -> list[tuple[uuid.UUID, float]]:
@@ -351,16 +366,7 @@ async def test_or_query_whose_terms_never_meet_uses_the_tighter_bound_and_stays_
         words = " ".join(r.sample(filler, r.randint(0, len(filler))))
         created = NOW - timedelta(hours=r.randint(0, 30))
         rows.append({"id": uuid.UUID(int=i + 1), "notes": f"{head} {words}", "c": created})
-    await session.execute(
-        text(
-            "INSERT INTO pokervod.hand_clips (id, notes, created_at, updated_at) "
-            "VALUES (:id, :notes, :c, :c)"
-        ),
-        rows,
-    )
-    await session.commit()
-    await session.execute(text("ANALYZE pokervod.hand_clips"))
-    await session.commit()
+    await _insert_analyzed_notes(session, rows)
     for k in (1, 5, 20):
         want = await _reference(
             session, "hand_clips", "cooler or bad beat", include_deleted=False, order="rank", k=k
@@ -402,16 +408,7 @@ async def test_or_query_classes_rare_and_common_stay_exact(
             notes = "river card " + " ".join(r.sample(filler, r.randint(3, len(filler))))
         created = NOW - timedelta(hours=r.randint(0, 30))
         rows.append({"id": uuid.UUID(int=i + 1), "notes": notes, "c": created})
-    await session.execute(
-        text(
-            "INSERT INTO pokervod.hand_clips (id, notes, created_at, updated_at) "
-            "VALUES (:id, :notes, :c, :c)"
-        ),
-        rows,
-    )
-    await session.commit()
-    await session.execute(text("ANALYZE pokervod.hand_clips"))
-    await session.commit()
+    await _insert_analyzed_notes(session, rows)
     for query in (
         "zyzzyva or river card",
         "river card or zyzzyva",
@@ -464,16 +461,7 @@ async def test_common_class_is_probed_by_length_not_fetched(
             notes = "cooler " + " ".join(r.sample(filler, r.randint(6, len(filler))))
         created = NOW - timedelta(hours=r.randint(0, 30))
         rows.append({"id": uuid.UUID(int=i + 1), "notes": notes, "c": created})
-    await session.execute(
-        text(
-            "INSERT INTO pokervod.hand_clips (id, notes, created_at, updated_at) "
-            "VALUES (:id, :notes, :c, :c)"
-        ),
-        rows,
-    )
-    await session.commit()
-    await session.execute(text("ANALYZE pokervod.hand_clips"))
-    await session.commit()
+    await _insert_analyzed_notes(session, rows)
     statements: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
