@@ -19,7 +19,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from pokervod_db.database import async_session_factory, create_engine
+from pokervod_db.database import Database, async_session_factory, create_engine
 from pokervod_db.settings import Settings
 from pokervod_db.testing import TEST_URL_ENV, PgServer, _conninfo
 
@@ -70,6 +70,14 @@ def fresh_db_name(pokervod_database_name: str) -> str:
 def db_settings(pokervod_settings: Settings) -> Settings:
     """Settings of a private database at head (a copy of the template)."""
     return pokervod_settings
+
+
+@pytest.fixture
+async def db(db_settings: Settings) -> AsyncIterator[Database]:
+    """A `Database` on the test's private database, disposed afterwards."""
+    database = Database.from_settings(db_settings)
+    yield database
+    await database.dispose()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ the retry helper on real serialization failures, deadlocks and lost connections;
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
@@ -19,13 +18,6 @@ from pokervod_db.errors import (
     StatementTimeoutError,
 )
 from pokervod_db.settings import Settings
-
-
-@pytest.fixture
-async def db(db_settings: Settings) -> AsyncIterator[Database]:
-    database = Database.from_settings(db_settings)
-    yield database
-    await database.dispose()
 
 
 def _one_line(exc: BaseException) -> str:

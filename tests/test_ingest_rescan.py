@@ -154,6 +154,23 @@ async def _pid(session: AsyncSession) -> int:
     return int(await session.scalar(text("SELECT pg_backend_pid()")) or 0)
 
 
+async def _upsert_racing(
+    session: AsyncSession,
+    session_factory: async_sessionmaker[AsyncSession],
+    rows: list[dict[str, Any]],
+    other_writer_sql: str,
+) -> ingest.UpsertResult:
+    """Another writer runs ``other_writer_sql`` on the third row (``:p``, its path) and holds
+    its lock; the upsert of ``rows`` starts, waits for that lock, and the writer commits."""
+    async with session_factory() as other, session_factory() as watcher:
+        await other.execute(text(other_writer_sql), {"p": rows[2]["file_path"]})
+        pid = await _pid(session)
+        upsert = asyncio.create_task(ingest.upsert_nas_files(session, rows))
+        await _wait_until_blocked(watcher, pid)
+        await other.commit()
+        return await upsert
+
+
 async def test_rescan_does_not_lose_a_concurrent_update(
     session: AsyncSession, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -163,19 +180,13 @@ async def test_rescan_does_not_lose_a_concurrent_update(
     it (the rescan compared against the newest version, not the one it first saw)."""
     rows = await _seed(session)
     rows[2]["file_size_bytes"] = 123_456
-    async with session_factory() as other, session_factory() as watcher:
-        await other.execute(
-            text(
-                "UPDATE pokervod.nas_files SET file_size_bytes = 1, file_name = 'other.mp4' "
-                "WHERE file_path = :p"
-            ),
-            {"p": rows[2]["file_path"]},
-        )
-        pid = await _pid(session)
-        upsert = asyncio.create_task(ingest.upsert_nas_files(session, rows))
-        await _wait_until_blocked(watcher, pid)
-        await other.commit()
-        result = await upsert
+    result = await _upsert_racing(
+        session,
+        session_factory,
+        rows,
+        "UPDATE pokervod.nas_files SET file_size_bytes = 1, file_name = 'other.mp4' "
+        "WHERE file_path = :p",
+    )
     assert (result.inserted, result.updated, result.unchanged) == (0, 1, 39)
     await session.commit()
     stored = (
@@ -193,16 +204,12 @@ async def test_rescan_counts_a_row_another_writer_already_changed_alike_as_uncha
 ) -> None:
     rows = await _seed(session)
     rows[2]["file_size_bytes"] = 55
-    async with session_factory() as other, session_factory() as watcher:
-        await other.execute(
-            text("UPDATE pokervod.nas_files SET file_size_bytes = 55 WHERE file_path = :p"),
-            {"p": rows[2]["file_path"]},
-        )
-        pid = await _pid(session)
-        upsert = asyncio.create_task(ingest.upsert_nas_files(session, rows))
-        await _wait_until_blocked(watcher, pid)
-        await other.commit()
-        result = await upsert
+    result = await _upsert_racing(
+        session,
+        session_factory,
+        rows,
+        "UPDATE pokervod.nas_files SET file_size_bytes = 55 WHERE file_path = :p",
+    )
     assert (result.inserted, result.updated, result.unchanged) == (0, 0, 40)
 
 
@@ -213,16 +220,12 @@ async def test_rescan_inserts_again_a_row_deleted_concurrently(
     it, the INSERT (a new snapshot) finds the key gone and inserts the row: nothing lost."""
     rows = await _seed(session)
     rows[2]["file_size_bytes"] = 77
-    async with session_factory() as other, session_factory() as watcher:
-        await other.execute(
-            text("DELETE FROM pokervod.nas_files WHERE file_path = :p"),
-            {"p": rows[2]["file_path"]},
-        )
-        pid = await _pid(session)
-        upsert = asyncio.create_task(ingest.upsert_nas_files(session, rows))
-        await _wait_until_blocked(watcher, pid)
-        await other.commit()
-        result = await upsert
+    result = await _upsert_racing(
+        session,
+        session_factory,
+        rows,
+        "DELETE FROM pokervod.nas_files WHERE file_path = :p",
+    )
     assert (result.inserted, result.updated, result.unchanged) == (1, 0, 39)
     size = await session.scalar(
         select(NASFile.file_size_bytes).where(NASFile.file_path == rows[2]["file_path"])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,13 +36,6 @@ from tests.factories import (
     TagFactory,
     VideoFileFactory,
 )
-
-
-@pytest.fixture
-async def db(db_settings: Settings) -> AsyncIterator[Database]:
-    database = Database.from_settings(db_settings)
-    yield database
-    await database.dispose()
 
 
 def _columns(obj: Any) -> dict[str, Any]:
